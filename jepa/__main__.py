@@ -1,0 +1,6 @@
+"""``python -m jepa`` runs the same entry point as the ``jepa`` console script."""
+
+from jepa.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""The ``jepa`` command line: a thin ``LightningCLI`` plus typed-function commands.
+
+``jepa fit|validate|test|predict --config RECIPE.yaml`` builds a task (a :class:`jepa.tasks.BaseTask` subclass) and
+a ``LightningDataModule`` from YAML (``class_path``/``init_args``). A bare config name that is not a file in the
+working directory resolves to the recipes shipped inside the package (``jepa configs`` lists them).
+``convert``, ``download``, ``configs`` and ``data …`` are plain typed functions dispatched by jsonargparse; their
+docstrings are their ``--help``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
+CONFIG_FLAGS = ("--config", "-c")
+SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+# ---------------------------------------------------------------------- shipped configs
+def shipped_configs() -> list[Path]:
+    """Every YAML recipe shipped inside the package, sorted by relative path."""
+    return sorted(SHIPPED_CONFIGS.rglob("*.yaml"))
+
+
+def resolve_config(name: str) -> str:
+    """Map a ``--config`` value to a file: an existing path wins, else a shipped recipe by name or relative path.
+
+    ``vitl_ssv2_probe.yaml``, ``vitl_ssv2_probe`` and ``probe/vitl_ssv2_probe.yaml`` all resolve to the shipped
+    file when no such file exists in the working directory.
+
+    Raises:
+        FileNotFoundError: no file and no shipped recipe of that name (close names are suggested).
+        ValueError: the bare name matches several shipped recipes (the relative paths are listed).
+    """
+    if Path(name).is_file():
+        return name
+    wanted = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
+    candidates = shipped_configs()
+    relative = {path.relative_to(SHIPPED_CONFIGS).as_posix(): path for path in candidates}
+    if wanted in relative:
+        return str(relative[wanted])
+    matches = [path for rel, path in relative.items() if rel.split("/")[-1] == wanted]
+    if len(matches) == 1:
+        return str(matches[0])
+    if len(matches) > 1:
+        listed = ", ".join(sorted(path.relative_to(SHIPPED_CONFIGS).as_posix() for path in matches))
+        raise ValueError(f"config {name!r} matches several shipped recipes: {listed}; give the relative path")
+    close = difflib.get_close_matches(wanted, [rel.split("/")[-1] for rel in relative] + list(relative), n=5)
+    hint = f" Close shipped recipes: {', '.join(close)}." if close else ""
+    raise FileNotFoundError(
+        f"config {name!r} is neither a file (looked in {Path.cwd()}) nor a shipped recipe.{hint} "
+        "`jepa configs` lists the shipped recipes."
+    )
+
+
+def _resolve_config_arguments(argv: list[str]) -> list[str]:
+    """Rewrite every ``--config X`` / ``--config=X`` / ``-c X`` so that X is a readable file."""
+    resolved: list[str] = []
+    index = 0
+    while index < len(argv):
+        argument = argv[index]
+        if argument in CONFIG_FLAGS and index + 1 < len(argv):
+            resolved += [argument, resolve_config(argv[index + 1])]
+            index += 2
+            continue
+        if argument.startswith("--config="):
+            argument = "--config=" + resolve_config(argument.split("=", 1)[1])
+        resolved.append(argument)
+        index += 1
+    return resolved
+
+
+def configs(pattern: str | None = None, paths: bool = False) -> list[str]:
+    """List the recipes shipped with jepa (usable as `jepa fit --config NAME.yaml` from any directory).
+
+    Args:
+        pattern: only recipes whose relative path contains this text (e.g. ``probe`` or ``vitl``).
+        paths: print absolute file paths instead of names.
+    """
+    rows = []
+    for path in shipped_configs():
+        relative = path.relative_to(SHIPPED_CONFIGS).as_posix()
+        if pattern is None or pattern in relative:
+            rows.append(str(path) if paths else relative)
+    print("\n".join(rows) if rows else f"no shipped recipe matches {pattern!r}")
+    return rows
+
+
+# ---------------------------------------------------------------------- LightningCLI
+def _lightning_cli(argv: list[str]) -> Any:
+    from lightning.pytorch import LightningDataModule
+    from lightning.pytorch.cli import LightningCLI
+
+    import jepa.data  # noqa: F401  (registers data modules so short class names resolve in YAML)
+    import jepa.tasks  # noqa: F401  (same for tasks)
+    from jepa.tasks.base import BaseTask
+
+    return LightningCLI(
+        BaseTask,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        args=_resolve_config_arguments(argv),
+        parser_kwargs={"default_env": False},
+    )
+
+
+# ---------------------------------------------------------------------- typed-function commands
+def _function_commands() -> dict[str, Any]:
+    from jepa.data.commands import shards, synth
+    from jepa.hub.convert import convert, download
+
+    return {
+        "convert": convert,
+        "download": download,
+        "configs": configs,
+        "data": {"shards": shards, "synth": synth},
+    }
+
+
+FUNCTION_COMMANDS = ("convert", "download", "configs", "data")
+
+OVERVIEW = """usage: jepa COMMAND [options]
+
+V-JEPA 2 video world models in PyTorch Lightning.
+
+training and evaluation (LightningCLI; `jepa COMMAND --help` for all options):
+  fit        train a task:            jepa fit --config quickstart.yaml
+  validate   evaluate on val data:    jepa validate --config vitl_ssv2_probe.yaml --ckpt_path probe.ckpt
+  test       evaluate on test data
+  predict    run inference:           jepa predict --config features.yaml --data.inputs videos/
+
+checkpoints and data:
+  convert    convert a checkpoint between layouts:  jepa convert SRC DST --to {hf,official,jepa}
+  download   fetch released weights into the cache: jepa download vitl
+  configs    list the recipes shipped with jepa:    jepa configs [--pattern probe]
+  data       datasets: `jepa data synth OUT_DIR`, `jepa data shards INPUT OUT_DIR`
+
+A bare --config name (e.g. vitl_ssv2_probe.yaml) resolves to the shipped recipe when no such file exists here.
+"""
+
+
+def main(args: Sequence[str] | None = None) -> Any:
+    """Entry point of the ``jepa`` console script and ``python -m jepa``; tests call it in-process."""
+    argv = list(sys.argv[1:] if args is None else args)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(OVERVIEW)
+        return None
+    command = argv[0]
+    if command in ("-V", "--version"):
+        import jepa
+
+        print(jepa.__version__)
+        return None
+    if command in TRAINER_COMMANDS:
+        return _lightning_cli(argv)
+    if command in FUNCTION_COMMANDS:
+        from jsonargparse import CLI
+
+        commands = _function_commands()
+        return CLI({command: commands[command]}, args=argv, as_positional=True)
+    close = difflib.get_close_matches(command, TRAINER_COMMANDS + FUNCTION_COMMANDS, n=3)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    print(f"jepa: unknown command {command!r}.{hint}\n\n{OVERVIEW}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

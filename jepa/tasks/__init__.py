@@ -1,0 +1,6 @@
+"""LightningModules, one per recipe. Importing this package makes their short class names usable in YAML."""
+
+from jepa.tasks.base import BaseTask, build_encoder, freeze
+from jepa.tasks.features import FeatureExtractionTask
+
+__all__ = ["BaseTask", "FeatureExtractionTask", "build_encoder", "freeze"]
