@@ -95,19 +95,26 @@ def _lightning_cli(argv: list[str]) -> Any:
     from lightning.pytorch import LightningDataModule
     from lightning.pytorch.cli import LightningCLI
 
-    import jepa.data  # noqa: F401  (registers data modules so short class names resolve in YAML)
-    import jepa.tasks  # noqa: F401  (same for tasks)
+    import jepa.data.datamodules  # noqa: F401  (imported so short class names resolve in YAML)
+    import jepa.data.inference  # noqa: F401
+    import jepa.tasks  # noqa: F401
     from jepa.tasks.base import BaseTask
 
-    return LightningCLI(
-        BaseTask,
-        LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        args=_resolve_config_arguments(argv),
-        parser_kwargs={"default_env": False},
-    )
+    # LightningCLI reads sys.argv when `args` is None; setting it (rather than passing `args`) keeps in-process
+    # calls such as `main([...])` in tests identical to the console script.
+    saved_argv = sys.argv
+    sys.argv = ["jepa", *_resolve_config_arguments(argv)]
+    try:
+        return LightningCLI(
+            BaseTask,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"default_env": False},
+        )
+    finally:
+        sys.argv = saved_argv
 
 
 # ---------------------------------------------------------------------- typed-function commands

@@ -2,5 +2,6 @@
 
 from jepa.tasks.base import BaseTask, build_encoder, freeze
 from jepa.tasks.features import FeatureExtractionTask
+from jepa.tasks.pretrain import PretrainTask
 
-__all__ = ["BaseTask", "FeatureExtractionTask", "build_encoder", "freeze"]
+__all__ = ["BaseTask", "FeatureExtractionTask", "PretrainTask", "build_encoder", "freeze"]

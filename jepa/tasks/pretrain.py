@@ -1,0 +1,343 @@
+"""V-JEPA 2 masked latent pretraining (mask denoising in representation space; spec: pretraining.md §1–§6).
+
+Batches come from :class:`jepa.data.masks.MaskCollator`: a list over fpc groups of
+``(collated_group, [masks_enc per mask config], [masks_pred per mask config])`` with ``collated_group["clips"]``
+a list of ``(B, 3, T, H, W)`` clips (the first is used, as the official loader with one clip per sample).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from jepa.encoders.masking import apply_masks
+from jepa.optim import (
+    CosineWDSchedule,
+    LinearDecaySchedule,
+    MomentumSchedule,
+    WarmupCosineSchedule,
+    apply_schedules,
+    ema_update,
+    official_param_groups,
+    schedule_length,
+)
+from jepa.predictors import MaskPredictor, PredictorConfig
+from jepa.tasks.base import BaseTask, EncoderSpec, build_encoder
+
+LRSchedule = Literal["warmup_cosine", "linear_decay"]
+TMaxMode = Literal["official", "corrected"]
+Group = tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]
+
+
+class PretrainTask(BaseTask):
+    """Context encoder + EMA target encoder + mask predictor, trained with the official V-JEPA 2 step.
+
+    Per optimizer step (``s = global_step + 1``, official: the first step uses schedule step 1):
+
+    1. LR / WD written into the optimizer from their schedules (start of the step).
+    2. For every fpc group i: ``h_i = layer_norm(target_encoder(clips_i))`` (no affine, no grad); for every mask
+       config j: ``z = encoder(clips_i, [masks_enc_ij])``, ``p = predictor(z, masks_enc_ij, masks_pred_ij,
+       mask_index=i)``; ``loss_ij = mean(|p − gather(h_i, masks_pred_ij)|^e) / e``.
+    3. ``loss = mean over (i, j)``; AdamW step (no clipping unless the Trainer adds it).
+    4. EMA ``θ_t ← m θ_t + (1 − m) θ_c`` with ``m = momentum(s)`` after every real optimizer step (gradient
+       accumulation: once per accumulated step).
+
+    Args:
+        encoder: registry name (``"vit_large"``), checkpoint source, or module (see
+            :func:`jepa.tasks.base.build_encoder`).
+        encoder_overrides: ``EncoderConfig`` fields for a registry name (``img_size``, ``num_frames``, …).
+        pretrained: weights for a registry name (``False`` = random init, the pretraining default).
+        predictor: a predictor module, or ``None`` to build a :class:`MaskPredictor`.
+        predictor_overrides: ``PredictorConfig`` fields; ``encoder_dim``, ``patch_size``, ``tubelet_size``,
+            ``img_size`` and ``num_frames`` default to the encoder's (384 wide, 12 blocks, 12 heads, 10 mask tokens
+            otherwise — the released predictor; the official training code builds 2 × len(dataset_fpcs) tokens).
+        ipe: iterations per "epoch" (300).
+        epochs: schedule length in epochs (``T_max = int(ipe_scale·epochs·ipe)``).
+        warmup_epochs: LR warmup in epochs (``warmup_cosine`` only).
+        ipe_scale: official 1.25.
+        start_lr / lr / final_lr: warmup start, reference and final LR.
+        lr_schedule: ``"warmup_cosine"`` (main phase; ``final_lr == lr`` = warmup then constant) or
+            ``"linear_decay"`` (cooldown, official ``is_anneal``).
+        lr_t_max: ``"official"`` uses ``int(ipe_scale·epochs·ipe)`` for the LR schedule (QUIRK: a 40-epoch
+            cooldown ends at ≈1.06e-4); ``"corrected"`` uses ``int(epochs·ipe)`` (the paper recipe, reaches
+            ``final_lr``). WD and momentum schedules always use the official length.
+        weight_decay / final_weight_decay: cosine WD schedule ends (0.04 → 0.04 = constant).
+        ema: ``(start, final)`` EMA momentum, linear over the official length (0.99925 constant).
+        betas / eps: AdamW.
+        loss_exp: exponent ``e`` of the loss (1.0 = L1).
+        activation_checkpointing: checkpoint every block of encoder and predictor.
+        anneal_from: cooldown start (official ``anneal_ckpt``): a main-phase checkpoint, either a Lightning
+            ``.ckpt`` of this task or an official ``.pt`` (``encoder`` / ``predictor`` / ``target_encoder`` / ``opt``).
+            Encoder, predictor and target encoder are loaded strictly at construction and the optimizer state when
+            training starts; the step counter starts at 0 (schedules not fast-forwarded). Ignored for the optimizer
+            when ``fit(ckpt_path=...)`` resumes a cooldown run (official ``resume_anneal``).
+    """
+
+    def __init__(
+        self,
+        encoder: EncoderSpec = "vit_large",
+        encoder_overrides: dict[str, Any] | None = None,
+        pretrained: bool | str = False,
+        predictor: nn.Module | None = None,
+        predictor_overrides: dict[str, Any] | None = None,
+        ipe: int = 300,
+        epochs: float = 800,
+        warmup_epochs: float = 40,
+        ipe_scale: float = 1.25,
+        start_lr: float = 1e-4,
+        lr: float = 5.25e-4,
+        final_lr: float = 5.25e-4,
+        lr_schedule: LRSchedule = "warmup_cosine",
+        lr_t_max: TMaxMode = "official",
+        weight_decay: float = 0.04,
+        final_weight_decay: float = 0.04,
+        ema: tuple[float, float] = (0.99925, 0.99925),
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        loss_exp: float = 1.0,
+        activation_checkpointing: bool = False,
+        anneal_from: str | None = None,
+    ) -> None:
+        if lr_schedule not in ("warmup_cosine", "linear_decay"):
+            raise ValueError(
+                f"PretrainTask: lr_schedule must be 'warmup_cosine' or 'linear_decay', got {lr_schedule!r}"
+            )
+        if lr_t_max not in ("official", "corrected"):
+            raise ValueError(f"PretrainTask: lr_t_max must be 'official' or 'corrected', got {lr_t_max!r}")
+        if predictor is not None and predictor_overrides:
+            raise ValueError("PretrainTask: predictor_overrides apply to a built predictor, not to a given module")
+        if loss_exp <= 0:
+            raise ValueError(f"PretrainTask: loss_exp must be > 0, got {loss_exp}")
+        # Plain dict: nn.Module refuses module attributes before __init__ (configure_models runs inside it).
+        self._build_args: dict[str, Any] = {
+            "encoder": encoder,
+            "encoder_overrides": encoder_overrides,
+            "pretrained": pretrained,
+            "predictor": predictor,
+            "predictor_overrides": predictor_overrides,
+            "activation_checkpointing": activation_checkpointing,
+        }
+        super().__init__()
+        ignore = [
+            name for name, value in (("encoder", encoder), ("predictor", predictor)) if isinstance(value, nn.Module)
+        ]
+        self.save_hyperparameters(ignore=ignore or None)
+
+        t_max = schedule_length(epochs, ipe, ipe_scale)
+        lr_len = t_max if lr_t_max == "official" else int(epochs * ipe)
+        if lr_schedule == "warmup_cosine":
+            self.lr_schedule = WarmupCosineSchedule(int(warmup_epochs * ipe), start_lr, lr, lr_len, final_lr)
+        else:
+            self.lr_schedule = LinearDecaySchedule(lr, final_lr, lr_len)
+        self.wd_schedule = CosineWDSchedule(weight_decay, final_weight_decay, t_max)
+        self.momentum_schedule = MomentumSchedule.from_epochs(ema[0], ema[1], epochs, ipe, ipe_scale)
+        self.betas, self.eps, self.loss_exp = tuple(betas), eps, loss_exp
+        self.ema_updates = 0  # EMA updates done by this process (diagnostics and tests)
+        self._anneal_optimizer_state: dict[str, Any] | None = None
+        if anneal_from is not None:
+            states, self._anneal_optimizer_state = read_pretrain_checkpoint(anneal_from)
+            for name in ("encoder", "predictor", "target_encoder"):
+                getattr(self, name).load_state_dict(states[name], strict=True)
+
+    # ------------------------------------------------------------------ models
+    def configure_models(self) -> None:
+        args = self._build_args
+        self.encoder = build_encoder(args["encoder"], args["pretrained"], args["encoder_overrides"])
+        if args["predictor"] is not None:
+            self.predictor = args["predictor"]
+        else:
+            self.predictor = MaskPredictor(
+                PredictorConfig(**self._predictor_config_values(args["predictor_overrides"]))
+            )
+        self.target_encoder = copy.deepcopy(self.encoder)  # θ̄ starts equal to θ
+        self.target_encoder.requires_grad_(False)
+        if args["activation_checkpointing"]:
+            for module in (self.encoder, self.predictor):
+                if not hasattr(module, "set_grad_checkpointing"):
+                    raise TypeError(
+                        f"PretrainTask: activation_checkpointing needs {type(module).__name__}.set_grad_checkpointing"
+                    )
+                module.set_grad_checkpointing(True)
+
+    def _predictor_config_values(self, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+        enc_cfg = getattr(self.encoder, "config", None)
+        values: dict[str, Any] = {}
+        if enc_cfg is not None:
+            values = {
+                "encoder_dim": enc_cfg.embed_dim,
+                "patch_size": enc_cfg.patch_size,
+                "tubelet_size": enc_cfg.tubelet_size,
+                "img_size": enc_cfg.img_size,
+                "num_frames": enc_cfg.num_frames,
+            }
+        elif hasattr(self.encoder, "embed_dim"):
+            values = {"encoder_dim": int(self.encoder.embed_dim)}
+        values.update(overrides or {})
+        if "encoder_dim" not in values:
+            raise ValueError(
+                f"PretrainTask: cannot infer the width of encoder {type(self.encoder).__name__} (no `config` or "
+                "`embed_dim`); pass predictor_overrides={'encoder_dim': D}"
+            )
+        return values
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        groups = official_param_groups({"encoder": self.encoder, "predictor": self.predictor})
+        return torch.optim.AdamW(groups, lr=self.lr_schedule.value(1), betas=self.betas, eps=self.eps)
+
+    def on_train_start(self) -> None:
+        if self._anneal_optimizer_state is not None and self.trainer.ckpt_path is None:
+            self.trainer.optimizers[0].load_state_dict(self._anneal_optimizer_state)
+        self._anneal_optimizer_state = None
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Schedules are per optimizer step; every micro-batch of an accumulated step writes the same values.
+        step = self.trainer.global_step + 1
+        lr, wd = self.lr_schedule.value(step), self.wd_schedule.value(step)
+        for optimizer in self.trainer.optimizers:
+            apply_schedules(optimizer, lr=lr, wd=wd)
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """Optimizer step, then the EMA update (called by Lightning only at accumulation boundaries)."""
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        momentum = self.momentum_schedule.value(self.trainer.global_step + 1)  # global_step: steps before this one
+        ema_update(self.target_encoder, self.encoder, momentum)
+        self.ema_updates += 1
+        self.log("train/momentum", momentum, on_step=True, on_epoch=False)
+
+    # ------------------------------------------------------------------ step
+    @staticmethod
+    def unpack_batch(batch: Sequence[Any]) -> list[Group]:
+        """Collator output → ``[(clips (B, 3, T, H, W), [masks_enc], [masks_pred]), …]`` per fpc group."""
+        if not isinstance(batch, (list, tuple)) or not batch:
+            raise TypeError(
+                "PretrainTask: a batch must be the MaskCollator output, a non-empty list of "
+                f"(collated_group, [masks_enc], [masks_pred]); got {type(batch).__name__}"
+            )
+        groups: list[Group] = []
+        for i, group in enumerate(batch):
+            if not isinstance(group, (list, tuple)) or len(group) != 3:
+                size = f" of length {len(group)}" if isinstance(group, (list, tuple)) else ""
+                raise TypeError(
+                    f"PretrainTask: batch[{i}] must be (collated_group, masks_enc, masks_pred), "
+                    f"got {type(group).__name__}{size}"
+                )
+            data, masks_enc, masks_pred = group
+            clips = data["clips"] if isinstance(data, Mapping) else data
+            if isinstance(clips, (list, tuple)):
+                clips = clips[0]  # one clip per sample (official num_clips = 1)
+            if not isinstance(clips, torch.Tensor) or clips.ndim != 5:
+                shape = tuple(clips.shape) if isinstance(clips, torch.Tensor) else type(clips).__name__
+                raise ValueError(f"PretrainTask: batch[{i}] clips must be (B, 3, T, H, W), got {shape}")
+            if len(masks_enc) != len(masks_pred) or not masks_enc:
+                raise ValueError(
+                    f"PretrainTask: batch[{i}] has {len(masks_enc)} context and {len(masks_pred)} target masks; "
+                    "expected one pair per mask config"
+                )
+            groups.append((clips, list(masks_enc), list(masks_pred)))
+        return groups
+
+    def compute_loss(self, batch: Sequence[Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The official loss of one batch.
+
+        Returns:
+            ``(loss, stats)``: the scalar loss averaged equally over (group, mask) pairs, and detached statistics
+            (``loss_mask{j}``, ``context_tokens_mask{j}``, ``target_tokens_mask{j}``, ``target_std``).
+        """
+        groups = self.unpack_batch(batch)
+        losses: list[torch.Tensor] = []
+        per_mask: dict[int, list[torch.Tensor]] = {}
+        stats: dict[str, torch.Tensor] = {}
+        stds: list[torch.Tensor] = []
+        for i, (clips, masks_enc, masks_pred) in enumerate(groups):
+            with torch.no_grad():
+                h = self.target_encoder(clips)  # (B, N, D)
+                h = F.layer_norm(h, (h.size(-1),))  # no affine
+                stds.append(h.float().flatten(0, 1).std(dim=0).mean())
+            for j, (m_enc, m_pred) in enumerate(zip(masks_enc, masks_pred, strict=True)):
+                z = self.encoder(clips, masks=[m_enc])  # (B, Kc, D): one context pass per mask config
+                p = self.predictor(z, m_enc, m_pred, mask_index=i)  # (B, Kt, D)
+                target = apply_masks(h, [m_pred])  # (B, Kt, D)
+                loss_ij = torch.mean(torch.abs(p - target) ** self.loss_exp) / self.loss_exp
+                losses.append(loss_ij)
+                per_mask.setdefault(j, []).append(loss_ij.detach())
+                stats[f"context_tokens_mask{j}"] = torch.tensor(float(m_enc.shape[1]))
+                stats[f"target_tokens_mask{j}"] = torch.tensor(float(m_pred.shape[1]))
+        loss = torch.stack(losses).mean()
+        for j, values in per_mask.items():
+            stats[f"loss_mask{j}"] = torch.stack(values).mean()
+        stats["target_std"] = torch.stack(stds).mean()  # collapse indicator: → 0 when features collapse
+        return loss, stats
+
+    def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
+        loss, stats = self.compute_loss(batch)
+        groups = self.unpack_batch(batch)
+        batch_size = sum(int(clips.shape[0]) for clips, _, _ in groups)
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
+        for key, value in stats.items():
+            self.log(f"train/{key}", value, on_step=True, on_epoch=False, batch_size=batch_size)
+        optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
+        if optimizer is not None:
+            self.log("train/lr", float(optimizer.param_groups[0]["lr"]), on_step=True, on_epoch=False)
+            self.log("train/wd", float(optimizer.param_groups[0]["weight_decay"]), on_step=True, on_epoch=False)
+        patch, tubelet = self._patch(), self._tubelet()
+        tokens = sum(
+            int(c.shape[0]) * (c.shape[2] // tubelet) * (c.shape[3] // patch) * (c.shape[4] // patch)
+            for c, _, _ in groups
+        )  # clip tokens seen by the target encoder
+        self.log_throughput("train/tokens_per_s", tokens, on_step=True, on_epoch=False)
+        self.log_throughput("train/clips_per_s", batch_size, on_step=True, on_epoch=False)
+        return loss
+
+    def _patch(self) -> int:
+        cfg = getattr(self.encoder, "config", None)
+        return int(getattr(cfg, "patch_size", 16))
+
+    def _tubelet(self) -> int:
+        cfg = getattr(self.encoder, "config", None)
+        return int(getattr(cfg, "tubelet_size", 2))
+
+
+def _strip(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state.items():
+        for prefix in ("module.", "backbone."):
+            key = key.removeprefix(prefix)
+        out[key] = value
+    return out
+
+
+def read_pretrain_checkpoint(path: str) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any] | None]:
+    """Read encoder / predictor / target-encoder weights and the optimizer state of a pretraining checkpoint.
+
+    Args:
+        path: a Lightning ``.ckpt`` of :class:`PretrainTask` (``state_dict`` with ``encoder.``, ``predictor.``,
+            ``target_encoder.`` prefixes, ``optimizer_states``) or an official ``.pt`` (keys ``encoder``,
+            ``predictor``, ``target_encoder``, ``opt``; ``module.`` / ``backbone.`` prefixes removed).
+
+    Returns:
+        ``({"encoder": sd, "predictor": sd, "target_encoder": sd}, optimizer_state_or_None)``.
+    """
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    names = ("encoder", "predictor", "target_encoder")
+    if "state_dict" in ckpt:
+        flat = ckpt["state_dict"]
+        states = {n: {k[len(n) + 1 :]: v for k, v in flat.items() if k.startswith(n + ".")} for n in names}
+        optimizer = (ckpt.get("optimizer_states") or [None])[0]
+    elif all(n in ckpt for n in names):
+        states = {n: _strip(ckpt[n]) for n in names}
+        optimizer = ckpt.get("opt")
+    else:
+        raise KeyError(
+            f"read_pretrain_checkpoint: {path} has keys {sorted(ckpt)[:8]}; expected a Lightning checkpoint "
+            "('state_dict') or an official one ('encoder', 'predictor', 'target_encoder')"
+        )
+    empty = [n for n, sd in states.items() if not sd]
+    if empty:
+        raise KeyError(f"read_pretrain_checkpoint: {path} has no weights for {empty}")
+    return states, optimizer
