@@ -126,6 +126,12 @@ def _loader(
 
 
 # --------------------------------------------------------------------------------------------- classification probes
+def _one_of(split: str, value: Any, alias: Any) -> Any:
+    if value is not None and alias is not None:
+        raise ValueError(f"VideoClassificationDataModule: give `{split}` or `{split}_csv`, not both")
+    return value if value is not None else alias
+
+
 class VideoClassificationDataModule(pl.LightningDataModule):
     """Train / val / test video classification data from CSV lists or WebDataset shards.
 
@@ -141,6 +147,9 @@ class VideoClassificationDataModule(pl.LightningDataModule):
         shuffle_buffer: shuffle buffer for shard inputs.
         train_epoch_size: with shard training inputs, read them resampled with this many samples per rank per epoch.
         seed: seeds workers and clip sampling.
+        train_csv, val_csv, test_csv: the same as `train`, `val`, `test` (the names of the official eval configs, so
+            `jepa fit --config vitl_ssv2_probe.yaml --data.train_csv T.csv --data.val_csv V.csv` works); give one
+            spelling per split.
     """
 
     def __init__(
@@ -163,9 +172,15 @@ class VideoClassificationDataModule(pl.LightningDataModule):
         shuffle_buffer: int = 256,
         train_epoch_size: int | None = None,
         seed: int = 0,
+        train_csv: str | list[str] | None = None,
+        val_csv: str | list[str] | None = None,
+        test_csv: str | list[str] | None = None,
     ) -> None:
         super().__init__()
-        self.paths = {"train": train, "val": val, "test": test}
+        self.paths = {
+            split: _one_of(split, value, alias)
+            for split, value, alias in (("train", train, train_csv), ("val", val, val_csv), ("test", test, test_csv))
+        }
         self.crop_size = crop_size
         self.num_views = num_views
         self.hflip = hflip

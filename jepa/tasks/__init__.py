@@ -3,5 +3,14 @@
 from jepa.tasks.base import BaseTask, build_encoder, freeze
 from jepa.tasks.features import FeatureExtractionTask
 from jepa.tasks.pretrain import PretrainTask
+from jepa.tasks.probe import ProbeTask, read_class_map
 
-__all__ = ["BaseTask", "FeatureExtractionTask", "PretrainTask", "build_encoder", "freeze"]
+__all__ = [
+    "BaseTask",
+    "FeatureExtractionTask",
+    "PretrainTask",
+    "ProbeTask",
+    "build_encoder",
+    "freeze",
+    "read_class_map",
+]

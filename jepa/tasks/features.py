@@ -43,18 +43,15 @@ class FeatureExtractionTask(BaseTask):
     ) -> None:
         if pooling not in ("mean", "none"):
             raise ValueError(f"FeatureExtractionTask: pooling must be 'mean' or 'none', got {pooling!r}")
-        self.encoder_spec = encoder
-        self.pretrained = pretrained
-        self.encoder_overrides = encoder_overrides
-        self.checkpoint_key = checkpoint_key
+        # A plain tuple: nn.Module refuses module attributes before __init__ (configure_models runs inside it).
+        self._encoder_args = (encoder, pretrained, encoder_overrides, checkpoint_key)
         self.pooling = pooling
         self.out_layers = out_layers
         super().__init__()
         self.save_hyperparameters(ignore=["encoder"] if not isinstance(encoder, str) else None)
 
     def configure_models(self) -> None:
-        encoder = build_encoder(self.encoder_spec, self.pretrained, self.encoder_overrides, self.checkpoint_key)
-        self.register_frozen("encoder", encoder)
+        self.register_frozen("encoder", build_encoder(*self._encoder_args))
 
     @torch.no_grad()
     def encode(self, video: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,152 @@
+"""Multi-head hyper-parameter sweep: N independent probes trained side by side on the same frozen features.
+
+Spec: probes.md §2. Each head has its own LR (linear warmup from ``start_lr`` then cosine to ``final_lr`` over
+``epochs·ipe − warmup``) and weight decay (cosine from ``weight_decay`` to ``final_weight_decay`` over
+``epochs·ipe``), with AdamW on **all** its parameters in one decayed group. Putting every head in its own param
+group of one AdamW is numerically the same as one optimizer per head (AdamW is per-parameter); the encoder runs once
+per batch and its features feed every head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from itertools import product
+from typing import Any
+
+import torch
+from torch import nn
+
+from jepa.optim.schedules import CosineWDSchedule, WarmupCosineSchedule
+
+
+@dataclass(frozen=True)
+class HeadHParams:
+    """Optimisation settings of one sweep head (one entry of the official ``multihead_kwargs``).
+
+    Attributes:
+        lr: peak learning rate.
+        weight_decay: starting (reference) weight decay.
+        start_lr: LR at step 0 of the warmup (default ``lr``).
+        final_lr: LR at the end of the cosine (official 0).
+        final_weight_decay: WD at the end (default ``weight_decay``: constant).
+        warmup_epochs: warmup length in epochs (0 in every video config; 5 for IN1K heads 1–20).
+    """
+
+    lr: float
+    weight_decay: float
+    start_lr: float | None = None
+    final_lr: float = 0.0
+    final_weight_decay: float | None = None
+    warmup_epochs: float = 0.0
+
+    @property
+    def initial_lr(self) -> float:
+        return self.lr if self.start_lr is None else self.start_lr
+
+    @property
+    def end_weight_decay(self) -> float:
+        return self.weight_decay if self.final_weight_decay is None else self.final_weight_decay
+
+    def describe(self) -> str:
+        return f"lr={self.lr:g} wd={self.weight_decay:g}"
+
+
+def sweep_grid(lrs: Iterable[float], weight_decays: Iterable[float], **common: Any) -> list[HeadHParams]:
+    """The Cartesian product ``lrs × weight_decays`` (LR-major, as the official configs list them).
+
+    ``common``: other :class:`HeadHParams` fields shared by every head (``start_lr``, ``warmup_epochs`` …).
+    """
+    return [HeadHParams(lr=lr, weight_decay=wd, **common) for lr, wd in product(lrs, weight_decays)]
+
+
+@dataclass(frozen=True)
+class HeadSchedule:
+    """LR and WD schedules of one head for a run of ``epochs`` × ``ipe`` iterations.
+
+    ``value`` methods take the official 1-based step (schedulers are stepped before each forward).
+    """
+
+    lr: WarmupCosineSchedule
+    wd: CosineWDSchedule
+
+    @classmethod
+    def build(cls, hparams: HeadHParams, epochs: float, ipe: int) -> HeadSchedule:
+        total = int(epochs * ipe)
+        return cls(
+            lr=WarmupCosineSchedule(
+                warmup_steps=int(hparams.warmup_epochs * ipe),
+                start=hparams.initial_lr,
+                ref=hparams.lr,
+                T_max=total,
+                final=hparams.final_lr,
+            ),
+            wd=CosineWDSchedule(ref=hparams.weight_decay, final=hparams.end_weight_decay, T_max=total),
+        )
+
+
+class ProbeSweep(nn.Module):
+    """``N`` probes (any ``nn.Module`` tokens → logits) with their own hyper-parameters.
+
+    Args:
+        heads: the probes (``heads.{i}`` in the state dict).
+        hparams: one :class:`HeadHParams` per head.
+
+    ``forward(tokens (B, N, D))`` → list of ``N_heads`` logits ``(B, C)``.
+    """
+
+    def __init__(self, heads: Sequence[nn.Module], hparams: Sequence[HeadHParams]) -> None:
+        super().__init__()
+        if len(heads) != len(hparams):
+            raise ValueError(f"ProbeSweep: {len(heads)} heads but {len(hparams)} hyper-parameter entries")
+        if not heads:
+            raise ValueError("ProbeSweep: at least one head is needed")
+        self.heads = nn.ModuleList(heads)
+        self.head_hparams = list(hparams)
+        self.schedules: list[HeadSchedule] = []  # set by configure_schedules once the run length is known
+
+    @classmethod
+    def build(cls, factory: Callable[[], nn.Module], hparams: Sequence[HeadHParams]) -> ProbeSweep:
+        """One head per entry of ``hparams``, each from a fresh ``factory()`` call (independent random init)."""
+        return cls([factory() for _ in hparams], hparams)
+
+    def __len__(self) -> int:
+        return len(self.heads)
+
+    def forward(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """Tokens ``(B, N, D)`` → list of logits ``(B, C)``, one per head."""
+        return [head(tokens) for head in self.heads]
+
+    # ------------------------------------------------------------------ optimisation
+    def param_groups(self) -> list[dict[str, Any]]:
+        """One AdamW param group per head: all its parameters, decayed (official), initial LR / WD set."""
+        return [
+            {"params": list(head.parameters()), "lr": hp.initial_lr, "weight_decay": hp.weight_decay, "head": index}
+            for index, (head, hp) in enumerate(zip(self.heads, self.head_hparams, strict=True))
+        ]
+
+    def configure_schedules(self, epochs: float, ipe: int) -> list[HeadSchedule]:
+        """Build (and keep) every head's schedules for ``epochs`` × ``ipe`` iterations."""
+        if ipe < 1:
+            raise ValueError(f"ProbeSweep.configure_schedules: iterations per epoch must be >= 1, got {ipe}")
+        self.schedules = [HeadSchedule.build(hp, epochs, ipe) for hp in self.head_hparams]
+        return self.schedules
+
+    def apply_schedules(self, optimizer: torch.optim.Optimizer, step: int) -> list[tuple[float, float]]:
+        """Write each head's ``(lr, wd)`` at 1-based ``step`` into its param group (matched by the ``head`` key).
+
+        Returns:
+            ``[(lr, wd)]`` per head.
+        """
+        if not self.schedules:
+            raise RuntimeError("ProbeSweep.apply_schedules: call configure_schedules(epochs, ipe) first")
+        values = []
+        for group in optimizer.param_groups:
+            if "head" not in group:
+                continue
+            schedule = self.schedules[group["head"]]
+            group["lr"] = schedule.lr.value(step)
+            group["weight_decay"] = schedule.wd.value(step)
+        for schedule in self.schedules:
+            values.append((schedule.lr.value(step), schedule.wd.value(step)))
+        return values
