@@ -9,8 +9,50 @@ from typing import Any, Literal
 RopeMode = Literal["official", "interleaved"]
 
 
+class TransformerConfigMixin:
+    """Checks, derived sizes and dict round trip shared by the encoder and predictor configs.
+
+    Subclasses are dataclasses with ``embed_dim``, ``num_heads``, ``mlp_ratio`` and ``rope_mode`` fields.
+    """
+
+    embed_dim: int
+    num_heads: int
+    mlp_ratio: float
+    rope_mode: str
+
+    def check_transformer_fields(self) -> None:
+        """Raise ``ValueError`` naming the config class for an impossible width/heads/RoPE combination."""
+        name = type(self).__name__
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"{name}: embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}")
+        if self.rope_mode not in ("official", "interleaved"):
+            raise ValueError(f"{name}: rope_mode must be 'official' or 'interleaved', got {self.rope_mode!r}")
+        if self.head_dim < 6:
+            raise ValueError(f"{name}: head_dim={self.head_dim} < 6 leaves no channels for 3-D RoPE")
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.num_heads
+
+    @property
+    def mlp_hidden_dim(self) -> int:
+        return int(self.embed_dim * self.mlp_ratio)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Any:
+        """Build from a dict, rejecting unknown fields by name."""
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown fields {unknown}; known fields are {sorted(known)}")
+        return cls(**values)
+
+
 @dataclass
-class EncoderConfig:
+class EncoderConfig(TransformerConfigMixin):
     """Numbers that define a video ViT encoder (spec: encoder.md §1–§5).
 
     Attributes:
@@ -49,31 +91,4 @@ class EncoderConfig:
     use_activation_checkpointing: bool = False
 
     def __post_init__(self) -> None:
-        if self.embed_dim % self.num_heads:
-            raise ValueError(
-                f"EncoderConfig: embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}"
-            )
-        if self.rope_mode not in ("official", "interleaved"):
-            raise ValueError(f"EncoderConfig: rope_mode must be 'official' or 'interleaved', got {self.rope_mode!r}")
-        if self.head_dim < 6:
-            raise ValueError(f"EncoderConfig: head_dim={self.head_dim} < 6 leaves no channels for 3-D RoPE")
-
-    @property
-    def head_dim(self) -> int:
-        return self.embed_dim // self.num_heads
-
-    @property
-    def mlp_hidden_dim(self) -> int:
-        return int(self.embed_dim * self.mlp_ratio)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> EncoderConfig:
-        """Build from a dict, rejecting unknown fields by name."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"EncoderConfig: unknown fields {unknown}; known fields are {sorted(known)}")
-        return cls(**values)
+        self.check_transformer_fields()

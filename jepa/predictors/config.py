@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
-from jepa.encoders.config import RopeMode
+from jepa.encoders.config import RopeMode, TransformerConfigMixin
 
 
 @dataclass
-class PredictorConfig:
+class PredictorConfig(TransformerConfigMixin):
     """Numbers that define the mask-denoising predictor (spec: encoder.md §10).
 
     Attributes:
@@ -49,20 +47,9 @@ class PredictorConfig:
     strict_target_range: bool = True
 
     def __post_init__(self) -> None:
-        if self.embed_dim % self.num_heads:
-            raise ValueError(
-                f"PredictorConfig: embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}"
-            )
+        self.check_transformer_fields()
         if self.num_mask_tokens < 1:
             raise ValueError(f"PredictorConfig: num_mask_tokens must be >= 1, got {self.num_mask_tokens}")
-        if self.rope_mode not in ("official", "interleaved"):
-            raise ValueError(f"PredictorConfig: rope_mode must be 'official' or 'interleaved', got {self.rope_mode!r}")
-        if self.head_dim < 6:
-            raise ValueError(f"PredictorConfig: head_dim={self.head_dim} < 6 leaves no channels for 3-D RoPE")
-
-    @property
-    def head_dim(self) -> int:
-        return self.embed_dim // self.num_heads
 
     @property
     def grid_size(self) -> int:
@@ -72,18 +59,3 @@ class PredictorConfig:
     def num_patches(self) -> int:
         """Tokens of the construction clip, ``(num_frames/tubelet)·G²`` (official target tiling length)."""
         return (self.num_frames // self.tubelet_size) * self.grid_size**2
-
-    @property
-    def mlp_hidden_dim(self) -> int:
-        return int(self.embed_dim * self.mlp_ratio)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> PredictorConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"PredictorConfig: unknown fields {unknown}; known fields are {sorted(known)}")
-        return cls(**values)
