@@ -95,7 +95,17 @@ def _lightning_cli(argv: list[str]) -> Any:
     from lightning.pytorch import LightningDataModule
     from lightning.pytorch.cli import LightningCLI
 
+    class JepaLightningCLI(LightningCLI):
+        """LightningCLI that restores `--ckpt_path` checkpoints with `torch.load(weights_only=True)` by default."""
+
+        def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+            kwargs = super()._prepare_subcommand_kwargs(subcommand)
+            if kwargs.get("ckpt_path") is not None and kwargs.get("weights_only") is None:
+                kwargs["weights_only"] = True  # never unpickle arbitrary objects from a checkpoint
+            return kwargs
+
     import jepa.data.datamodules  # noqa: F401  (imported so short class names resolve in YAML)
+    import jepa.data.ek100  # noqa: F401
     import jepa.data.inference  # noqa: F401
     import jepa.tasks  # noqa: F401
     from jepa.tasks.base import BaseTask
@@ -105,7 +115,7 @@ def _lightning_cli(argv: list[str]) -> Any:
     saved_argv = sys.argv
     sys.argv = ["jepa", *_resolve_config_arguments(argv)]
     try:
-        return LightningCLI(
+        return JepaLightningCLI(
             BaseTask,
             LightningDataModule,
             subclass_mode_model=True,
@@ -121,16 +131,18 @@ def _lightning_cli(argv: list[str]) -> Any:
 def _function_commands() -> dict[str, Any]:
     from jepa.data.commands import shards, synth
     from jepa.hub.convert import convert, download
+    from jepa.mllm.commands import ask
 
     return {
         "convert": convert,
         "download": download,
         "configs": configs,
         "data": {"shards": shards, "synth": synth},
+        "ask": ask,
     }
 
 
-FUNCTION_COMMANDS = ("convert", "download", "configs", "data")
+FUNCTION_COMMANDS = ("convert", "download", "configs", "data", "ask")
 
 OVERVIEW = """usage: jepa COMMAND [options]
 
@@ -147,6 +159,9 @@ checkpoints and data:
   download   fetch released weights into the cache: jepa download vitl
   configs    list the recipes shipped with jepa:    jepa configs [--pattern probe]
   data       datasets: `jepa data synth OUT_DIR`, `jepa data shards INPUT OUT_DIR`
+
+models:
+  ask        answer a question about a video:       jepa ask VIDEO "QUESTION" HEAD.ckpt [--options '[...]']
 
 A bare --config name (e.g. vitl_ssv2_probe.yaml) resolves to the shipped recipe when no such file exists here.
 """

@@ -37,7 +37,7 @@ def _write(
         stream = container.add_stream("libx264", rate=Fraction(int(fps), 1))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        # Deterministic single-threaded encode so the same frames always give the same bytes.
+        # Single-threaded encode: the same frames give the same decoded content.
         stream.options = {"crf": str(crf), "preset": preset, "g": str(gop), "threads": "1"}
         stream.codec_context.thread_count = 1
         stream.codec_context.time_base = Fraction(1, int(fps))
@@ -62,7 +62,8 @@ def encode_video(
     """Encode `frames` `(T, H, W, 3)` uint8 RGB as an H.264 (libx264, yuv420p) mp4 at `path`.
 
     Odd sizes are padded by one replicated row/column (yuv420p needs even sizes). `gop` is the keyframe interval in
-    frames; the encode is single-threaded so the output bytes are a deterministic function of the inputs.
+    frames; the encode is single-threaded with explicit timestamps, so equal inputs decode to equal frames (the file
+    bytes usually match too, but that is not guaranteed: one CI run saw a different mdat size).
     """
     frames = _check_frames(frames)
     _write(os.fspath(path), frames, fps, crf, preset, gop)

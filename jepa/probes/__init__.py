@@ -1,5 +1,6 @@
 """Attentive probes on frozen encoders: the shared pooler, the classifier, probe checkpoint layouts, sweeps."""
 
+from jepa.probes.anticipation import AnticipationProbe, AnticipationProbeConfig, infer_anticipation_probe_config
 from jepa.probes.classifier import AttentiveClassifier, ProbeConfig
 from jepa.probes.layouts import (
     detect_probe_layout,
@@ -15,6 +16,8 @@ from jepa.probes.pooler import AttentivePooler, CrossAttention, CrossAttentionBl
 from jepa.probes.sweep import HeadHParams, HeadSchedule, ProbeSweep, sweep_grid
 
 __all__ = [
+    "AnticipationProbe",
+    "AnticipationProbeConfig",
     "AttentiveClassifier",
     "AttentivePooler",
     "CrossAttention",
@@ -26,6 +29,7 @@ __all__ = [
     "SelfAttentionBlock",
     "detect_probe_layout",
     "hf_probe_to_official",
+    "infer_anticipation_probe_config",
     "infer_probe_config",
     "load_probe_state_dict",
     "official_probe_state_dict",

@@ -1,11 +1,14 @@
 """LightningModules, one per recipe. Importing this package makes their short class names usable in YAML."""
 
+from jepa.tasks.anticipation import AnticipationTask
 from jepa.tasks.base import BaseTask, build_encoder, freeze
 from jepa.tasks.features import FeatureExtractionTask
 from jepa.tasks.pretrain import PretrainTask
 from jepa.tasks.probe import ProbeTask, read_class_map
+from jepa.tasks.video_qa import VideoQATask
 
 __all__ = [
+    "AnticipationTask",
     "BaseTask",
     "FeatureExtractionTask",
     "PretrainTask",
@@ -13,4 +16,5 @@ __all__ = [
     "build_encoder",
     "freeze",
     "read_class_map",
+    "VideoQATask",
 ]

@@ -264,11 +264,8 @@ class ProbeTask(BaseTask):
 
     # ------------------------------------------------------------------ training
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        optimizer = torch.optim.AdamW(self.sweep.param_groups(), betas=self.betas, eps=self.eps)
-        total = int(self.trainer.estimated_stepping_batches)
-        epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
-        self.sweep.configure_schedules(epochs=epochs, ipe=max(1, total // epochs))
-        return optimizer
+        trainer = self.trainer
+        return self.sweep.build_optimizer(trainer.estimated_stepping_batches, trainer.max_epochs, self.betas, self.eps)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Official schedulers step before the forward: the k-th iteration uses value(k).
