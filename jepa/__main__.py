@@ -1,6 +1,6 @@
 """``python -m jepa`` runs the same entry point as the ``jepa`` console script."""
 
-from jepa.cli import main
+from jepa.cli import console_main
 
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -17,6 +17,7 @@ from typing import Any
 
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
 CONFIG_FLAGS = ("--config", "-c")
+SECTION_FLAGS = ("--model", "--data", "--trainer", "--optimizer", "--lr_scheduler")
 SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
@@ -58,18 +59,32 @@ def resolve_config(name: str) -> str:
 
 
 def _resolve_config_arguments(argv: list[str]) -> list[str]:
-    """Rewrite every ``--config X`` / ``--config=X`` / ``-c X`` so that X is a readable file."""
+    """Rewrite config values so that shipped recipes can be named bare.
+
+    ``--config X`` / ``--config=X`` / ``-c X`` always resolve through :func:`resolve_config`; a section given as a
+    YAML file (``--data videomix22m.yaml``, ``--model=…yaml``) resolves the same way when it is not a file here.
+    """
+
+    def resolve(flag: str, value: str) -> str:
+        if flag in CONFIG_FLAGS or (value.endswith((".yaml", ".yml")) and not Path(value).is_file()):
+            return resolve_config(value)
+        return value
+
     resolved: list[str] = []
     index = 0
     while index < len(argv):
         argument = argv[index]
-        if argument in CONFIG_FLAGS and index + 1 < len(argv):
-            resolved += [argument, resolve_config(argv[index + 1])]
-            index += 2
-            continue
-        if argument.startswith("--config="):
-            argument = "--config=" + resolve_config(argument.split("=", 1)[1])
-        resolved.append(argument)
+        flag = argument.split("=", 1)[0]
+        if flag in CONFIG_FLAGS or flag in SECTION_FLAGS:
+            if "=" in argument:
+                resolved.append(f"{flag}={resolve(flag, argument.split('=', 1)[1])}")
+            elif index + 1 < len(argv):
+                resolved += [argument, resolve(flag, argv[index + 1])]
+                index += 1
+            else:
+                resolved.append(argument)
+        else:
+            resolved.append(argument)
         index += 1
     return resolved
 
@@ -185,12 +200,20 @@ def main(args: Sequence[str] | None = None) -> Any:
         from jsonargparse import CLI
 
         commands = _function_commands()
-        return CLI({command: commands[command]}, args=argv, as_positional=True)
+        result = CLI({command: commands[command]}, args=argv, as_positional=True)
+        if isinstance(result, Path):  # e.g. `jepa download` / `jepa convert`: say where the files are
+            print(result)
+        return result
     close = difflib.get_close_matches(command, TRAINER_COMMANDS + FUNCTION_COMMANDS, n=3)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     print(f"jepa: unknown command {command!r}.{hint}\n\n{OVERVIEW}", file=sys.stderr)
     raise SystemExit(2)
 
 
-if __name__ == "__main__":  # pragma: no cover
+def console_main() -> None:
+    """Console-script entry point: runs :func:`main`, whose return value is for in-process callers, not an exit code."""
     main()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    console_main()

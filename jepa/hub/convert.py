@@ -87,8 +87,8 @@ def save_hf(directory: str | os.PathLike[str], encoder: nn.Module, predictor: nn
 def convert(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
-    to: Target,
     *,
+    to: Target,
     checkpoint_key: str | None = None,
     architecture: str | None = None,
     num_heads: int | None = None,

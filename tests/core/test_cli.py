@@ -129,6 +129,47 @@ def test_wheel_ships_configs_and_entry_point(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-        assert "jepa = jepa.cli:main" in archive.read(entry_points).decode()
+        assert "jepa = jepa.cli:console_main" in archive.read(entry_points).decode()
     for config in shipped_configs():
         assert f"jepa/configs/{config.relative_to(SHIPPED_CONFIGS).as_posix()}" in names
+
+
+def test_console_script_exits_zero_on_success(tmp_path: Path) -> None:
+    """The installed `jepa` script (console_main) exits 0: main()'s return value is not an exit status."""
+    script = Path(sys.executable).parent / "jepa"
+    if not script.exists():
+        pytest.skip("the jepa console script is not installed in this environment")
+    result = subprocess.run([str(script), "configs", "--pattern", "probe/vitl_ssv2"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "probe/vitl_ssv2_probe.yaml"
+
+
+def test_section_yaml_values_resolve_to_shipped_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jepa.cli import _resolve_config_arguments
+
+    monkeypatch.chdir(tmp_path)
+    args = _resolve_config_arguments(["fit", "-c", "quickstart.yaml", "--data", "videomix22m.yaml", "--model.lr=1"])
+    assert args[2] == str(SHIPPED_CONFIGS / "pretrain" / "quickstart.yaml")
+    assert args[4] == str(SHIPPED_CONFIGS / "data" / "videomix22m.yaml")
+    assert args[5] == "--model.lr=1"
+    (tmp_path / "mine.yaml").write_text("{}\n")
+    assert _resolve_config_arguments(["--data=mine.yaml"]) == ["--data=mine.yaml"]
+
+
+def test_convert_command_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`jepa convert SRC DST --to official|jepa` through the CLI keeps the weights bit-exact."""
+    import torch
+
+    from jepa.encoders import EncoderConfig, VideoViT
+    from jepa.hub import load_pretrained, save_pretrained
+
+    torch.manual_seed(0)
+    encoder = VideoViT(EncoderConfig(embed_dim=48, depth=2, num_heads=4, img_size=32))
+    save_pretrained(tmp_path / "start", encoder=encoder)
+    main(["convert", str(tmp_path / "start"), str(tmp_path / "official.pt"), "--to", "official"])
+    main(["convert", str(tmp_path / "official.pt"), str(tmp_path / "back"), "--to", "jepa"])
+    assert str(tmp_path / "back") in capsys.readouterr().out
+    back = load_pretrained(tmp_path / "back").encoder
+    for key, value in encoder.state_dict().items():
+        assert torch.equal(value, back.state_dict()[key]), key
