@@ -15,47 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from jepa.recipes import SHIPPED_CONFIGS, resolve_config, shipped_configs
+
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
 CONFIG_FLAGS = ("--config", "-c")
 SECTION_FLAGS = ("--model", "--data", "--trainer", "--optimizer", "--lr_scheduler")
-SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
-
-
-# ---------------------------------------------------------------------- shipped configs
-def shipped_configs() -> list[Path]:
-    """Every YAML recipe shipped inside the package, sorted by relative path."""
-    return sorted(SHIPPED_CONFIGS.rglob("*.yaml"))
-
-
-def resolve_config(name: str) -> str:
-    """Map a ``--config`` value to a file: an existing path wins, else a shipped recipe by name or relative path.
-
-    ``vitl_ssv2_probe.yaml``, ``vitl_ssv2_probe`` and ``probe/vitl_ssv2_probe.yaml`` all resolve to the shipped
-    file when no such file exists in the working directory.
-
-    Raises:
-        FileNotFoundError: no file and no shipped recipe of that name (close names are suggested).
-        ValueError: the bare name matches several shipped recipes (the relative paths are listed).
-    """
-    if Path(name).is_file():
-        return name
-    wanted = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
-    candidates = shipped_configs()
-    relative = {path.relative_to(SHIPPED_CONFIGS).as_posix(): path for path in candidates}
-    if wanted in relative:
-        return str(relative[wanted])
-    matches = [path for rel, path in relative.items() if rel.split("/")[-1] == wanted]
-    if len(matches) == 1:
-        return str(matches[0])
-    if len(matches) > 1:
-        listed = ", ".join(sorted(path.relative_to(SHIPPED_CONFIGS).as_posix() for path in matches))
-        raise ValueError(f"config {name!r} matches several shipped recipes: {listed}; give the relative path")
-    close = difflib.get_close_matches(wanted, [rel.split("/")[-1] for rel in relative] + list(relative), n=5)
-    hint = f" Close shipped recipes: {', '.join(close)}." if close else ""
-    raise FileNotFoundError(
-        f"config {name!r} is neither a file (looked in {Path.cwd()}) nor a shipped recipe.{hint} "
-        "`jepa configs` lists the shipped recipes."
-    )
 
 
 def _resolve_config_arguments(argv: list[str]) -> list[str]:
@@ -147,6 +111,7 @@ def _function_commands() -> dict[str, Any]:
     from jepa.data.commands import shards, synth
     from jepa.hub.convert import convert, download
     from jepa.mllm.commands import ask
+    from jepa.planning.commands import collect, landscape, plan
 
     return {
         "convert": convert,
@@ -154,10 +119,11 @@ def _function_commands() -> dict[str, Any]:
         "configs": configs,
         "data": {"shards": shards, "synth": synth},
         "ask": ask,
+        "plan": {"collect": collect, "run": plan, "landscape": landscape},
     }
 
 
-FUNCTION_COMMANDS = ("convert", "download", "configs", "data", "ask")
+FUNCTION_COMMANDS = ("convert", "download", "configs", "data", "ask", "plan")
 
 OVERVIEW = """usage: jepa COMMAND [options]
 
@@ -177,6 +143,8 @@ checkpoints and data:
 
 models:
   ask        answer a question about a video:       jepa ask VIDEO "QUESTION" HEAD.ckpt [--options '[...]']
+  plan       robot planning with V-JEPA 2-AC:       jepa plan collect OUT | jepa plan run --config plan_sim_tiny.yaml
+             (also `jepa plan landscape CKPT`: energy over a grid of actions, to PNG)
 
 A bare --config name (e.g. vitl_ssv2_probe.yaml) resolves to the shipped recipe when no such file exists here.
 """

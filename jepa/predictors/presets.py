@@ -23,8 +23,17 @@ def vjepa2_predictor(**overrides: Any) -> MaskPredictor:
 
 def register_presets() -> None:
     """Register the predictor presets in :data:`jepa.registry.PREDICTORS` (idempotent)."""
-    if "vjepa2_predictor" not in PREDICTORS._entries:
-        PREDICTORS.add("vjepa2_predictor", vjepa2_predictor, tags=("vjepa2",))
+    from jepa.predictors.action_conditioned import ac_predictor_tiny, vjepa2_ac_vitg
+
+    builders = {
+        "vjepa2_predictor": (vjepa2_predictor, ("vjepa2",)),
+        # V-JEPA 2-AC (official file: https://dl.fbaipublicfiles.com/vjepa2/vjepa2-ac-vitg.pt, key `predictor`).
+        "vjepa2_ac_vitg": (vjepa2_ac_vitg, ("vjepa2", "action-conditioned")),
+        "ac_predictor_tiny": (ac_predictor_tiny, ("action-conditioned",)),
+    }
+    for name, (builder, tags) in builders.items():
+        if name not in PREDICTORS._entries:
+            PREDICTORS.add(name, builder, tags=tags)
 
 
 def infer_predictor_config(

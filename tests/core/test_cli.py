@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     main(["--help"])
     out = capsys.readouterr().out
-    for command in ("fit", "validate", "test", "predict", "convert", "download", "configs", "data", "ask"):
+    for command in ("fit", "validate", "test", "predict", "convert", "download", "configs", "data", "ask", "plan"):
         assert f"  {command} " in out
 
 
