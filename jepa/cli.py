@@ -109,6 +109,7 @@ def _lightning_cli(argv: list[str]) -> Any:
 # ---------------------------------------------------------------------- typed-function commands
 def _function_commands() -> dict[str, Any]:
     from jepa.data.commands import shards, synth
+    from jepa.export import export
     from jepa.hub.convert import convert, download
     from jepa.mllm.commands import ask
     from jepa.planning.commands import collect, landscape, plan
@@ -117,13 +118,14 @@ def _function_commands() -> dict[str, Any]:
         "convert": convert,
         "download": download,
         "configs": configs,
+        "export": export,
         "data": {"shards": shards, "synth": synth},
         "ask": ask,
         "plan": {"collect": collect, "run": plan, "landscape": landscape},
     }
 
 
-FUNCTION_COMMANDS = ("convert", "download", "configs", "data", "ask", "plan")
+FUNCTION_COMMANDS = ("convert", "download", "configs", "export", "data", "ask", "plan")
 
 OVERVIEW = """usage: jepa COMMAND [options]
 
@@ -139,6 +141,7 @@ checkpoints and data:
   convert    convert a checkpoint between layouts:  jepa convert SRC DST --to {hf,official,jepa}
   download   fetch released weights into the cache: jepa download vitl
   configs    list the recipes shipped with jepa:    jepa configs [--pattern probe]
+  export     pretraining checkpoint → weights:      jepa export CKPT DIR [--to {jepa,official,hf}]
   data       datasets: `jepa data synth OUT_DIR`, `jepa data shards INPUT OUT_DIR`
 
 models:

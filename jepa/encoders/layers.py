@@ -65,12 +65,14 @@ class Attention(nn.Module):
         """
         batch, num_tokens, dim = x.shape
         qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim)).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, heads, N, hd)
         if self.use_rope:
             if ids is None:
                 ids = torch.arange(num_tokens, device=x.device)
-            q = apply_rope_3d(q, ids, grid, self.rope_mode, self.rope_theta)
-            k = apply_rope_3d(k, ids, grid, self.rope_mode, self.rope_theta)
+            # q and k rotated in one call (2, B, heads, N, hd): the angles are computed once for both.
+            q, k = apply_rope_3d(qkv[:2], ids, grid, self.rope_mode, self.rope_theta).unbind(0)
+            v = qkv[2]
+        else:
+            q, k, v = qkv.unbind(0)  # each (B, heads, N, hd)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, heads, N, hd)
         out = out.transpose(1, 2).reshape(batch, num_tokens, dim)  # (B, N, D)
         return self.proj(out)

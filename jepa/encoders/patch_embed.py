@@ -26,4 +26,6 @@ class PatchEmbed3D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, T, H, W) → (B, T/tubelet · H/p · W/p, D)``."""
         x = self.proj(x)  # (B, D, T', Hp, Wp)
-        return x.flatten(2).transpose(1, 2)  # (B, N, D)
+        # Contiguous once here: otherwise the transposed layout propagates through the residual stream and every
+        # LayerNorm of every block copies its input.
+        return x.flatten(2).transpose(1, 2).contiguous()  # (B, N, D)

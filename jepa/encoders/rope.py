@@ -69,7 +69,7 @@ def apply_rope_3d(
     """Apply 3-D RoPE to per-head queries or keys.
 
     Args:
-        x: ``(B, heads, N, hd)``.
+        x: ``(B, heads, N, hd)``, or with leading dims such as ``(2, B, heads, N, hd)`` (q and k together).
         ids: token ids ``(N,)`` shared by the batch, or ``(B, N)`` per sample.
         grid: ``(Hp, Wp)`` used to decode ids into (t, h, w).
         mode, theta: see :func:`rotate`.

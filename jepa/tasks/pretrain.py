@@ -30,6 +30,8 @@ from jepa.predictors import MaskPredictor, PredictorConfig
 from jepa.tasks.base import BaseTask, EncoderSpec, build_encoder
 
 LRSchedule = Literal["warmup_cosine", "linear_decay"]
+DataResume = Literal["replay", "official"]
+STATE_KEY = "jepa_pretrain"  # entry of Lightning checkpoints holding the data-stream position
 TMaxMode = Literal["official", "corrected"]
 Group = tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]
 
@@ -76,6 +78,14 @@ class PretrainTask(BaseTask):
             Encoder, predictor and target encoder are loaded strictly at construction and the optimizer state when
             training starts; the step counter starts at 0 (schedules not fast-forwarded). Ignored for the optimizer
             when ``fit(ckpt_path=...)`` resumes a cooldown run (official ``resume_anneal``).
+        data_resume: how ``fit(ckpt_path=...)`` restores the data-stream position saved in the checkpoint
+            (``checkpoint["jepa_pretrain"]``: batches consumed in the current loader epoch and in total).
+            ``"replay"`` (exact): the restarted loader epoch is run through the real pipeline (decode, transform,
+            mask collator) and the batches already trained on are discarded, so clips, masks (counters and the
+            global-RNG box positions) and losses continue bit for bit — exact within the first loader epoch
+            (infinite mixture streams, the quickstart); costs decoding those batches again (official
+            ``skip_batches``). ``"official"``: only the mask-collator counters are fast-forwarded by the batches
+            consumed (spec §10) and the loader starts a fresh iterator (cheap; not the same samples).
     """
 
     def __init__(
@@ -102,6 +112,7 @@ class PretrainTask(BaseTask):
         loss_exp: float = 1.0,
         activation_checkpointing: bool = False,
         anneal_from: str | None = None,
+        data_resume: DataResume = "replay",
     ) -> None:
         if lr_schedule not in ("warmup_cosine", "linear_decay"):
             raise ValueError(
@@ -111,6 +122,8 @@ class PretrainTask(BaseTask):
             raise ValueError(f"PretrainTask: lr_t_max must be 'official' or 'corrected', got {lr_t_max!r}")
         if predictor is not None and predictor_overrides:
             raise ValueError("PretrainTask: predictor_overrides apply to a built predictor, not to a given module")
+        if data_resume not in ("replay", "official"):
+            raise ValueError(f"PretrainTask: data_resume must be 'replay' or 'official', got {data_resume!r}")
         if loss_exp <= 0:
             raise ValueError(f"PretrainTask: loss_exp must be > 0, got {loss_exp}")
         # Plain dict: nn.Module refuses module attributes before __init__ (configure_models runs inside it).
@@ -138,6 +151,10 @@ class PretrainTask(BaseTask):
         self.momentum_schedule = MomentumSchedule.from_epochs(ema[0], ema[1], epochs, ipe, ipe_scale)
         self.betas, self.eps, self.loss_exp = tuple(betas), eps, loss_exp
         self.ema_updates = 0  # EMA updates done by this process (diagnostics and tests)
+        self.data_resume = data_resume
+        self._epoch_batches = 0  # batches taken from the loader in the current loader epoch
+        self._total_batches = 0  # batches taken from the loader since the start of training
+        self._replay_batches = 0  # set on resume ("replay"): batches to discard before training continues
         self._anneal_optimizer_state: dict[str, Any] | None = None
         if anneal_from is not None:
             states, self._anneal_optimizer_state = read_pretrain_checkpoint(anneal_from)
@@ -190,12 +207,76 @@ class PretrainTask(BaseTask):
         groups = official_param_groups({"encoder": self.encoder, "predictor": self.predictor})
         return torch.optim.AdamW(groups, lr=self.lr_schedule.value(1), betas=self.betas, eps=self.eps)
 
+    # ------------------------------------------------------------------ resume (spec §10, exact with "replay")
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the data-stream position next to Lightning's model / optimizer / loop state."""
+        checkpoint[STATE_KEY] = {
+            "epoch_batches": self._epoch_batches,
+            "total_batches": self._total_batches,
+            "ema_updates": self.ema_updates,
+            "mask_counters": [list(c) for c in mask_counters(self._mask_collator())],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Prepare the data-stream fast-forward (runs before the loader is built; see ``data_resume``)."""
+        state = checkpoint.get(STATE_KEY)
+        if state is None:
+            return
+        self._epoch_batches = int(state["epoch_batches"])
+        self._total_batches = int(state["total_batches"])
+        self.ema_updates = int(state.get("ema_updates", 0))
+        if self.data_resume == "replay":
+            self._replay_batches = self._epoch_batches
+            return
+        collator = self._mask_collator()
+        if collator is not None:  # official: counters continue, the data stream restarts
+            collator.fast_forward(self._total_batches)
+
     def on_train_start(self) -> None:
         if self._anneal_optimizer_state is not None and self.trainer.ckpt_path is None:
             self.trainer.optimizers[0].load_state_dict(self._anneal_optimizer_state)
         self._anneal_optimizer_state = None
+        if self._replay_batches:
+            self._discard_batches(self._replay_batches)
+            self._replay_batches = 0
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_batches = 0  # not called when Lightning resumes in the middle of an epoch
+
+    def _mask_collator(self) -> Any:
+        """The datamodule's ``collate_fn`` when it can fast-forward (a :class:`~jepa.data.masks.MaskCollator`)."""
+        trainer = self._trainer
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+        collate = getattr(datamodule, "collate_fn", None)
+        return collate if hasattr(collate, "fast_forward") else None
+
+    def _discard_batches(self, count: int) -> None:
+        """Pull ``count`` batches through the training data fetcher without training on them.
+
+        Uses Lightning's fit-loop data fetcher (created before ``on_train_start``); its ``fetched`` count is put
+        back so that Lightning's own resume bookkeeping (which adds the batches of the restored progress) holds.
+        """
+        fetcher = getattr(self.trainer.fit_loop, "_data_fetcher", None)
+        if fetcher is None or not hasattr(fetcher, "fetched"):
+            raise RuntimeError(
+                "PretrainTask(data_resume='replay'): this Lightning version has no fit_loop._data_fetcher; "
+                "use data_resume='official'"
+            )
+        fetched = fetcher.fetched
+        for i in range(count):
+            try:
+                next(fetcher)
+            except StopIteration:
+                raise RuntimeError(
+                    f"PretrainTask(data_resume='replay'): the loader ended after {i} of the {count} batches the "
+                    "checkpoint had consumed in this epoch; was the data changed?"
+                ) from None
+        fetcher.fetched = fetched
+        fetcher.done = False
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._epoch_batches += 1
+        self._total_batches += 1
         # Schedules are per optimizer step; every micro-batch of an accumulated step writes the same values.
         step = self.trainer.global_step + 1
         lr, wd = self.lr_schedule.value(step), self.wd_schedule.value(step)
@@ -301,6 +382,13 @@ class PretrainTask(BaseTask):
     def _tubelet(self) -> int:
         cfg = getattr(self.encoder, "config", None)
         return int(getattr(cfg, "tubelet_size", 2))
+
+
+def mask_counters(collator: Any) -> list[list[int]]:
+    """Shared counters of every mask generator of a :class:`~jepa.data.masks.MaskCollator` (``[]`` for ``None``)."""
+    if collator is None:
+        return []
+    return [[g.counter for g in gens] for gens in collator.generators.values()]
 
 
 def _strip(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

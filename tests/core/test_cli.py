@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     main(["--help"])
     out = capsys.readouterr().out
-    for command in ("fit", "validate", "test", "predict", "convert", "download", "configs", "data", "ask", "plan"):
+    commands = ("fit", "validate", "test", "predict", "convert", "download", "configs", "export", "data", "ask", "plan")
+    for command in commands:
         assert f"  {command} " in out
 
 
