@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import torch
-
-from tests.pretrain._cli_runs import make_workdir, run_fit
+from _cli_runs import make_workdir, run_fit
 
 
 def test_two_ranks_see_different_data_and_end_identical(tmp_path):

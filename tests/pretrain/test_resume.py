@@ -14,8 +14,7 @@ import subprocess
 import time
 
 import torch
-
-from tests.pretrain._cli_runs import env, fit_command, logged_losses, make_workdir, run_fit
+from _cli_runs import env, fit_command, logged_losses, make_workdir, run_fit
 
 CKPT = [
     "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
