@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset, IterableDataset, Sampler
 
-from jepa.data.shards import _dist_rank_world
+from jepa.data.shards import EpochStream, _dist_rank_world
 
 __all__ = ["DistributedWeightedSampler", "MixtureSource", "WeightedMixture", "per_sample_weights"]
 
@@ -37,7 +36,7 @@ class MixtureSource:
     weight: float
 
 
-class WeightedMixture(IterableDataset):
+class WeightedMixture(EpochStream):
     """Interleave several sources by weight into one stream of sample dicts.
 
     Args:
@@ -79,7 +78,7 @@ class WeightedMixture(IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Use `epoch` for the next iteration (also forwarded to sources that have `set_epoch`)."""
-        self.epoch, self._iters_since_set = int(epoch), 0
+        super().set_epoch(epoch)
         for s in self.sources:
             if hasattr(s.dataset, "set_epoch"):
                 s.dataset.set_epoch(epoch)
@@ -127,14 +126,6 @@ class WeightedMixture(IterableDataset):
                 del iterators[i]
                 epoch += 1
         raise RuntimeError(f"WeightedMixture: source {self.sources[i].name!r} yields no samples for this reader")
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        epoch = self.epoch + self._iters_since_set
-        self._iters_since_set += 1
-        rank, world = _dist_rank_world(self.rank, self.world_size)
-        info = torch.utils.data.get_worker_info()
-        worker_id, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        return self.iter_reader(rank, world, worker_id, num_workers, epoch)
 
 
 def per_sample_weights(dataset_sizes: Sequence[int], dataset_weights: Sequence[float]) -> np.ndarray:

@@ -226,7 +226,38 @@ def _dist_rank_world(rank: int | None, world_size: int | None) -> tuple[int, int
     return rank or 0, world_size or 1
 
 
-class ShardDataset(IterableDataset):
+class EpochStream(IterableDataset):
+    """An iterable dataset read as one of ``world × workers`` readers, re-shuffled per epoch.
+
+    Subclasses set ``rank``, ``world_size``, ``epoch`` and ``_iters_since_set`` and implement
+    ``iter_reader(rank, world, worker_id, num_workers, epoch)``. Each ``iter()`` without an intervening
+    :meth:`set_epoch` counts as the next epoch, so loaders that never call ``set_epoch`` still re-shuffle.
+    """
+
+    rank: int | None
+    world_size: int | None
+    epoch: int
+    _iters_since_set: int
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use `epoch` for the shuffles of the next iteration."""
+        self.epoch, self._iters_since_set = int(epoch), 0
+
+    def iter_reader(
+        self, rank: int, world: int, worker_id: int, num_workers: int, epoch: int
+    ) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        epoch = self.epoch + self._iters_since_set
+        self._iters_since_set += 1
+        rank, world = _dist_rank_world(self.rank, self.world_size)
+        info = torch.utils.data.get_worker_info()
+        worker_id, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        return self.iter_reader(rank, world, worker_id, num_workers, epoch)
+
+
+class ShardDataset(EpochStream):
     """Stream clips from WebDataset shards written by `write_shards`; yields the sample dicts of `datasets.py`.
 
     Args:
@@ -276,10 +307,6 @@ class ShardDataset(IterableDataset):
         self.skips = SkipCounter(name)
         self.epoch = 0
         self._iters_since_set = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Use `epoch` for the shuffles of the next iteration."""
-        self.epoch, self._iters_since_set = int(epoch), 0
 
     def __len__(self) -> int:
         if self.epoch_size is None:
@@ -418,14 +445,6 @@ class ShardDataset(IterableDataset):
             out = emit(item)
             if out is not None:
                 yield out
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        epoch = self.epoch + self._iters_since_set
-        self._iters_since_set += 1
-        rank, world = _dist_rank_world(self.rank, self.world_size)
-        info = torch.utils.data.get_worker_info()
-        worker_id, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        return self.iter_reader(rank, world, worker_id, num_workers, epoch)
 
 
 class EpochDataLoader(DataLoader):

@@ -373,6 +373,10 @@ class PretrainTask(BaseTask):
         )  # clip tokens seen by the target encoder
         self.log_throughput("train/tokens_per_s", tokens, on_step=True, on_epoch=False)
         self.log_throughput("train/clips_per_s", batch_size, on_step=True, on_epoch=False)
+        skipped = [g[0]["skipped"] for g in batch if isinstance(g[0], Mapping) and "skipped" in g[0]]
+        if skipped:  # bad samples the data workers skipped since their previous samples (see jepa.data.datamodules)
+            count = torch.stack([torch.as_tensor(s).sum() for s in skipped]).sum().float()
+            self.log("data/skipped", count, reduce_fx="sum", sync_dist=True, on_step=False, on_epoch=True)
         return loss
 
     def _patch(self) -> int:

@@ -136,6 +136,18 @@ def test_one_step_matches_the_spec_by_hand():
     assert not torch.equal(task.target_encoder.blocks[0].attn.qkv.weight, task.encoder.blocks[0].attn.qkv.weight)
 
 
+def test_skipped_samples_are_logged_as_a_summed_metric():
+    enc, pred = _models()
+    batches = [_batch(0), _batch(1)]
+    for batch, count in zip(batches, (2, 3), strict=True):
+        for data, _, _ in batch:
+            data["skipped"] = torch.tensor(count)  # per fpc group, as collate_samples reports it
+    task = PretrainTask(encoder=enc, predictor=pred, ema=(0.9, 1.0), **SCHEDULE)
+    trainer = _trainer(max_steps=2)
+    trainer.fit(task, train_dataloaders=_loader(*batches))
+    assert float(trainer.callback_metrics["data/skipped"]) == 2 * 2 + 2 * 3  # two groups per batch
+
+
 class _EncoderAfterStep(pl.Callback):
     """Encoder parameters after every optimizer step (every 2nd micro-batch with accumulate_grad_batches=2)."""
 
