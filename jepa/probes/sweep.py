@@ -9,7 +9,7 @@ per batch and its features feed every head.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
 from typing import Any
@@ -58,6 +58,30 @@ def sweep_grid(lrs: Iterable[float], weight_decays: Iterable[float], **common: A
     ``common``: other :class:`HeadHParams` fields shared by every head (``start_lr``, ``warmup_epochs`` …).
     """
     return [HeadHParams(lr=lr, weight_decay=wd, **common) for lr, wd in product(lrs, weight_decays)]
+
+
+def sweep_hparams(
+    owner: str,
+    heads: Sequence[Mapping[str, float]] | None,
+    lrs: Iterable[float],
+    weight_decays: Iterable[float],
+    **common: Any,
+) -> list[HeadHParams]:
+    """The heads of a task's sweep: explicitly listed ``heads`` first, then the ``lrs × weight_decays`` grid.
+
+    Args:
+        owner: task name for the error message.
+        heads: dicts of :class:`HeadHParams` fields (e.g. the 21 ImageNet heads), or ``None``.
+        lrs, weight_decays: the grid (may be empty when ``heads`` are given).
+        common: fields shared by the grid heads (``start_lr``, ``final_lr``, ``warmup_epochs`` …).
+
+    Raises:
+        ValueError: the sweep would have no head.
+    """
+    hparams = [HeadHParams(**dict(h)) for h in (heads or [])] + sweep_grid(lrs, weight_decays, **common)
+    if not hparams:
+        raise ValueError(f"{owner}: the sweep is empty (no `heads` and an empty `lrs` × `weight_decays` grid)")
+    return hparams
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from jepa.losses import sigmoid_focal_loss
 from jepa.metrics.recall import MeanClassRecall
 from jepa.probes.anticipation import HEAD_NAMES, AnticipationProbe, infer_anticipation_probe_config
 from jepa.probes.layouts import load_probe_state_dict, official_probe_state_dict, save_official_probe
-from jepa.probes.sweep import HeadHParams, ProbeSweep, sweep_grid
+from jepa.probes.sweep import ProbeSweep, sweep_hparams
 from jepa.tasks.base import BaseTask, EncoderSpec, build_encoder
 
 log = logging.getLogger(__name__)
@@ -134,8 +134,9 @@ class AnticipationTask(BaseTask):
             "norm_eps": probe_norm_eps,
             "use_activation_checkpointing": probe_activation_checkpointing,
         }
-        explicit = [HeadHParams(**dict(h)) for h in (heads or [])]
-        grid = sweep_grid(
+        self.head_hparams = sweep_hparams(
+            "AnticipationTask",
+            heads,
             EK100_LRS if lrs is None else lrs,
             EK100_WDS if weight_decays is None else weight_decays,
             start_lr=start_lr,
@@ -143,9 +144,6 @@ class AnticipationTask(BaseTask):
             final_weight_decay=final_weight_decay,
             warmup_epochs=warmup_epochs,
         )
-        self.head_hparams = explicit + grid
-        if not self.head_hparams:
-            raise ValueError("AnticipationTask: the sweep is empty (no `heads` and an empty lrs × weight_decays grid)")
         self.betas = tuple(betas)
         self.eps = eps
         self.focal_alpha = focal_alpha

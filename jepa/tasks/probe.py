@@ -24,7 +24,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from jepa.probes.classifier import AttentiveClassifier
 from jepa.probes.layouts import load_probe_state_dict, save_official_probe
-from jepa.probes.sweep import HeadHParams, ProbeSweep, sweep_grid
+from jepa.probes.sweep import ProbeSweep, sweep_hparams
 from jepa.tasks.base import BaseTask, EncoderSpec, build_encoder
 
 log = logging.getLogger(__name__)
@@ -140,20 +140,16 @@ class ProbeTask(BaseTask):
             "norm_eps": probe_norm_eps,
             "use_activation_checkpointing": probe_activation_checkpointing,
         }
-        explicit = [HeadHParams(**dict(h)) for h in (heads or [])]
-        grid_lrs = VIDEO_LRS if lrs is None else lrs
-        grid_wds = VIDEO_WDS if weight_decays is None else weight_decays
-        grid = sweep_grid(
-            grid_lrs,
-            grid_wds,
+        self.head_hparams = sweep_hparams(
+            "ProbeTask",
+            heads,
+            VIDEO_LRS if lrs is None else lrs,
+            VIDEO_WDS if weight_decays is None else weight_decays,
             start_lr=start_lr,
             final_lr=final_lr,
             final_weight_decay=final_weight_decay,
             warmup_epochs=warmup_epochs,
         )
-        self.head_hparams = explicit + grid
-        if not self.head_hparams:
-            raise ValueError("ProbeTask: the sweep is empty (no `heads` and an empty `lrs` × `weight_decays` grid)")
         self.betas = tuple(betas)
         self.eps = eps
         self.accuracy_mode = accuracy

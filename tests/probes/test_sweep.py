@@ -78,3 +78,13 @@ def test_mismatched_lengths_and_missing_schedules_are_errors() -> None:
     sweep = ProbeSweep([_head()], [HeadHParams(1e-3, 0.1)])
     with pytest.raises(RuntimeError, match="configure_schedules"):
         sweep.apply_schedules(torch.optim.AdamW(sweep.param_groups()), 1)
+
+
+def test_sweep_hparams_puts_explicit_heads_first_and_refuses_an_empty_sweep() -> None:
+    from jepa.probes.sweep import sweep_hparams
+
+    heads = sweep_hparams("Task", [{"lr": 0.5, "weight_decay": 0.0}], [1e-3, 1e-4], [0.01], warmup_epochs=1.0)
+    assert [(h.lr, h.weight_decay) for h in heads] == [(0.5, 0.0), (1e-3, 0.01), (1e-4, 0.01)]
+    assert heads[0].warmup_epochs == 0.0 and heads[1].warmup_epochs == 1.0
+    with pytest.raises(ValueError, match="Task: the sweep is empty"):
+        sweep_hparams("Task", None, [], [0.01])
