@@ -32,12 +32,12 @@ def _write(
     ph, pw = height % 2, width % 2
     if ph or pw:
         frames = np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
-    # bitexact: no creation time / library version in the headers, so equal inputs give equal bytes
+    # bitexact: no creation time / library version in the headers
     with av.open(target, mode="w", format="mp4", options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream("libx264", rate=Fraction(int(fps), 1))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        # Single-threaded encode: the same frames give the same decoded content.
+        # Single-threaded encode (see encode_video on determinism).
         stream.options = {"crf": str(crf), "preset": preset, "g": str(gop), "threads": "1"}
         stream.codec_context.thread_count = 1
         stream.codec_context.time_base = Fraction(1, int(fps))
@@ -62,8 +62,9 @@ def encode_video(
     """Encode `frames` `(T, H, W, 3)` uint8 RGB as an H.264 (libx264, yuv420p) mp4 at `path`.
 
     Odd sizes are padded by one replicated row/column (yuv420p needs even sizes). `gop` is the keyframe interval in
-    frames; the encode is single-threaded with explicit timestamps, so equal inputs decode to equal frames (the file
-    bytes usually match too, but that is not guaranteed: one CI run saw a different mdat size).
+    frames; the encode is single-threaded with explicit timestamps. Equal inputs give byte-identical files on an idle
+    machine, but two runs under heavy CPU load produced encodes that decode a few grey levels apart at object edges
+    (cause not found), so do not rely on byte equality.
     """
     frames = _check_frames(frames)
     _write(os.fspath(path), frames, fps, crf, preset, gop)

@@ -30,16 +30,20 @@ def test_generation_deterministic_bytes(tmp_path):
     assert Path(a.csvs["train"]).read_text() == Path(b.csvs["train"]).read_text()
     assert json.loads(Path(a.class_map).read_text()) == {n: i for i, n in enumerate(KIND_CLASSES["motion"])}
 
-    # Determinism is about content: the same seed gives the same decoded frames. (The mp4 bytes matched in most
-    # runs, but once differed in the mdat size under heavy load, so the test does not rely on them.)
+    # The rendered frames are an exact function of the seed (checked on the renderer below). The H.264 files are
+    # lossy encodes of them: on an idle machine they are byte-identical, but two CI runs under CPU load produced
+    # encodes that decode a few grey levels apart at object edges, so the files are compared with a tolerance
+    # that a different seed (a different video) is far outside of.
     def frames(root: str, rel: str) -> np.ndarray:
-        return decode_frames(os.path.join(root, rel), list(range(8))).numpy()
+        return decode_frames(os.path.join(root, rel), list(range(8))).numpy().astype(np.float64)
 
     for line in rows:
         rel = line.split(" ")[0]
-        np.testing.assert_array_equal(frames(a.root, rel), frames(b.root, rel))
+        assert np.abs(frames(a.root, rel) - frames(b.root, rel)).mean() < 2.0
     rel = rows[0].split(" ")[0]
-    assert not np.array_equal(frames(a.root, rel), frames(c.root, rel))
+    assert np.abs(frames(a.root, rel) - frames(c.root, rel)).mean() > 10.0
+    rendered = [render_motion_clip(MotionSpec("left", frames=8), np.random.default_rng([3, 0, 0, 0]), 32) for _ in "ab"]
+    np.testing.assert_array_equal(rendered[0], rendered[1])
 
 
 def _centroids(clip: np.ndarray, background: np.ndarray) -> np.ndarray:
