@@ -135,7 +135,7 @@ training and evaluation (LightningCLI; `jepa COMMAND --help` for all options):
   fit        train a task:            jepa fit --config quickstart.yaml
   validate   evaluate on val data:    jepa validate --config vitl_ssv2_probe.yaml --ckpt_path probe.ckpt
   test       evaluate on test data
-  predict    run inference:           jepa predict --config features.yaml --data.inputs videos/
+  predict    run inference:           jepa predict --config vitl_features.yaml --data.inputs videos/
 
 checkpoints and data:
   convert    convert a checkpoint between layouts:  jepa convert SRC DST --to {hf,official,jepa}
