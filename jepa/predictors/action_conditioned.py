@@ -13,7 +13,6 @@ prefix stripping (:func:`load_official_ac_predictor`).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from jepa.encoders.config import TransformerConfigMixin
 from jepa.encoders.init import init_vit_weights
 from jepa.encoders.layers import MLP
 from jepa.encoders.rope import rope_split, rotate
@@ -33,7 +33,7 @@ EXTRINSICS_DIM = 6
 
 
 @dataclass
-class ACPredictorConfig:
+class ACPredictorConfig(TransformerConfigMixin):
     """Numbers that define an AC predictor.
 
     Attributes:
@@ -64,10 +64,7 @@ class ACPredictorConfig:
     use_activation_checkpointing: bool = False
 
     def __post_init__(self) -> None:
-        if self.embed_dim % self.num_heads:
-            raise ValueError(f"ACPredictorConfig: embed_dim={self.embed_dim} not divisible by heads={self.num_heads}")
-        if self.embed_dim // self.num_heads < 6:
-            raise ValueError(f"ACPredictorConfig: head_dim={self.embed_dim // self.num_heads} < 6 leaves no RoPE")
+        self.check_transformer_fields()
         if self.img_size % self.patch_size:
             raise ValueError(f"ACPredictorConfig: img_size={self.img_size} not a multiple of {self.patch_size}")
 
@@ -78,9 +75,6 @@ class ACPredictorConfig:
     @property
     def num_cond_tokens(self) -> int:
         return 3 if self.use_extrinsics else 2
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def block_causal_mask(
@@ -112,7 +106,7 @@ class ACAttention(nn.Module):
     def __init__(self, config: ACPredictorConfig) -> None:
         super().__init__()
         self.num_heads = config.num_heads
-        self.head_dim = config.embed_dim // config.num_heads
+        self.head_dim = config.head_dim
         self.rope_dim = rope_split(self.head_dim)
         self.rope_mode, self.rope_theta = config.rope_mode, config.rope_theta
         self.num_cond = config.num_cond_tokens
@@ -187,7 +181,7 @@ class ACBlock(nn.Module):
         self.norm1 = nn.LayerNorm(config.embed_dim, eps=config.norm_eps)
         self.attn = ACAttention(config)
         self.norm2 = nn.LayerNorm(config.embed_dim, eps=config.norm_eps)
-        self.mlp = MLP(config.embed_dim, int(config.embed_dim * config.mlp_ratio))
+        self.mlp = MLP(config.embed_dim, config.mlp_hidden_dim)
 
     def forward(
         self, x: torch.Tensor, grid: tuple[int, int], t0: int = 0, cache: KVCache | None = None, layer: int = 0
