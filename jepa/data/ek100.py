@@ -12,12 +12,14 @@ Spec: anticipation.md §2 (annotations, remapping), §3 (sampling, transforms, p
   (class names). Frames are 0-based presentation indices, ``stop_frame`` exclusive-or-inclusive does not matter
   for anticipation (only the anchor uses it).
 
-Rows whose video file is missing are skipped with one log line per video (official behaviour).
+Rows whose video file is missing are skipped with one log line per video (official behaviour); the class
+mapping is still built from every training row, as the official code does.
 
 **Class remapping** (reproduced exactly, so the released ``ek100-*.pt`` probes keep their class ids): the new ids
 follow CPython ``set`` iteration order — ``actions = set(zip(verb_class, noun_class))`` in CSV row order, ``verbs`` /
 ``nouns`` the sets of the components of ``actions`` in its iteration order, then ``{c: i for i, c in
-enumerate(set)}``. Validation rows whose (verb, noun) pair is not a training action are dropped. The mapping is
+enumerate(set)}`` (the official code iterates numpy ``int64`` values, whose hashes equal those of Python ints, so
+the order is the same). Validation rows whose (verb, noun) pair is not a training action are dropped. The mapping is
 saved as JSON (:meth:`ClassMapping.save`) next to every trained probe and can be loaded instead of rebuilt.
 
 **Clip sampling** (:func:`anticipation_frame_indices`): ``fstp = int(video_fps / 8)``, ``aframes = int(at · fps)``,
@@ -27,13 +29,16 @@ stop − aframes)`` (``anchoring="standard"``: the EK protocol and paper §13.1,
 **start**); indices ``arange(af − 32·fstp, af, fstp)``, negatives → 0.
 
 **Validation order.** ``val_mode="exact"`` (corrected default) evaluates every validation segment exactly once,
-also under DDP (a non-padding sampler). ``val_mode="official"`` reproduces the official loop: videos are split
-across ranks (video ``i`` → rank ``i mod world``), their segments stream in start order, and each rank runs exactly
-``num_segments // (world · batch)`` full batches, restarting its stream when it runs out (segments may be counted
-twice or not at all).
+also under DDP (a non-padding sampler). ``val_mode="official"`` evaluates the multiset of segments that the official
+validation loop evaluates (:func:`official_val_batches`; by default that of the released runs: 64 ranks, batch 2,
+2 loader workers): videos are split across ranks (``i mod world``) and then across each rank's loader workers, every
+worker streams its videos' segments in start order in batches of ``batch`` (its last batch partial), the loader
+interleaves the workers' batches, and each rank runs exactly ``num_segments // (world · batch)`` batches, restarting
+its loader when it runs out (segments may be counted twice or not at all). The metric sums per-sample counts over
+ranks, so that multiset is evaluated here with any world size and batch size, each scheduled item exactly once.
 
 Batch (:func:`collate_anticipation`): ``video`` ``(B, 3, T, H, W)``, ``verb`` / ``noun`` / ``action`` ``(B,)``
-int64 remapped ids, ``anticipation_time`` ``(B,)`` float32 seconds, ``indices`` ``(B, T)`` int64, ``path`` /
+int64 remapped ids, ``anticipation_time`` ``(B,)`` float64 seconds, ``indices`` ``(B, T)`` int64, ``path`` /
 ``video_id`` lists, ``segment`` ``(B,)`` int64 row index, ``skipped`` ``()`` int64.
 """
 
@@ -72,6 +77,7 @@ __all__ = [
     "build_class_mapping",
     "collate_anticipation",
     "ek100_video_path",
+    "official_val_batches",
     "read_annotations",
 ]
 
@@ -439,7 +445,8 @@ def collate_anticipation(samples: Sequence[dict[str, Any] | None]) -> dict[str, 
         "verb": torch.as_tensor([s["verb"] for s in kept], dtype=torch.int64),
         "noun": torch.as_tensor([s["noun"] for s in kept], dtype=torch.int64),
         "action": torch.as_tensor([s["action"] for s in kept], dtype=torch.int64),
-        "anticipation_time": torch.as_tensor([s["anticipation_time"] for s in kept], dtype=torch.float32),
+        # float64 as the official default_collate of Python floats: steps = int(at · 8 / 2) truncates the same way
+        "anticipation_time": torch.as_tensor([s["anticipation_time"] for s in kept], dtype=torch.float64),
         "indices": torch.stack([s["indices"] for s in kept]),  # (B, T)
         "path": [s["path"] for s in kept],
         "video_id": [s["video_id"] for s in kept],
@@ -467,32 +474,90 @@ class ExactOnceSampler(DistributedSampler):
         return self.num_samples
 
 
-class OfficialValSampler(DistributedSampler):
-    """The official validation stream: videos split across ranks, segments in start order, a fixed count.
+def official_val_batches(
+    segments: Sequence[Segment], world_size: int, rank: int, batch_size: int, num_workers: int
+) -> list[list[int]]:
+    """The batches (indices into ``segments``) that rank ``rank`` evaluates in the official validation loop.
 
-    Video ``i`` (in first-appearance order) goes to rank ``i mod world``; the rank streams its videos' segments
-    sorted by start frame and yields exactly ``(len // (world · batch)) · batch`` indices, restarting the stream
-    when it runs out.
+    Official pipeline (``epickitchens.py``: ``build_annotations``, ``get_video_wds_dataset``, ``make_webvid``;
+    ``eval.py``: ``validate``): the videos, in first-appearance order, go to rank ``i mod world_size``; a rank's
+    videos go to its loader workers in turn (``wds.split_by_worker``); each worker streams its videos' segments
+    sorted by start frame (pandas ``sort_values``, numpy quicksort) in batches of ``batch_size``, its last batch
+    partial; the loader returns the workers' batches round-robin (a finished worker drops out); the rank runs
+    exactly ``len(segments) // (world_size · batch_size)`` iterations, restarting the loader when it runs out.
+
+    Args:
+        segments: the validation segments (after the class filtering), in CSV row order.
+        world_size, rank: the official data-parallel layout (released runs: 64 ranks).
+        batch_size: per-rank batch (released runs: 2).
+        num_workers: loader workers per rank (released configs: 2; 0 and 1 both mean one stream).
+
+    Returns:
+        The rank's batches in order; ``[]`` if the rank has no video (the official loop would fail there).
+    """
+    if world_size < 1 or not 0 <= rank < world_size or batch_size < 1 or num_workers < 0:
+        raise ValueError(
+            f"official_val_batches: need world_size >= 1, 0 <= rank < world_size, batch_size >= 1, num_workers >= 0; "
+            f"got world_size={world_size}, rank={rank}, batch_size={batch_size}, num_workers={num_workers}"
+        )
+    videos: dict[str, list[int]] = {}
+    for index, segment in enumerate(segments):
+        videos.setdefault(segment.path, []).append(index)
+    mine = list(videos.values())[rank::world_size]  # split_by_node
+    workers = max(1, num_workers)
+    streams: list[list[list[int]]] = []  # per worker: its batches
+    for worker in range(workers):
+        stream: list[int] = []
+        for ids in mine[worker::workers]:  # split_by_worker
+            starts = np.asarray([segments[i].start_frame for i in ids], dtype=np.int64)
+            stream += [ids[j] for j in np.argsort(starts, kind="quicksort")]  # sort_values(by="start_frame")
+        streams.append([stream[i : i + batch_size] for i in range(0, len(stream), batch_size)])  # partial=True
+    loader_order = [b[r] for r in range(max((len(b) for b in streams), default=0)) for b in streams if r < len(b)]
+    iterations = len(segments) // (world_size * batch_size)
+    if not loader_order:
+        return []
+    return [loader_order[i % len(loader_order)] for i in range(iterations)]  # restart the loader when it runs out
+
+
+class OfficialValSampler(DistributedSampler):
+    """Indices of the official validation multiset (:func:`official_val_batches` over all official ranks).
+
+    The official metric sums per-sample counts over ranks, so the union of the official ranks' batches, each item
+    once, gives the official numbers with any world size: this (actual) rank gets every ``num_replicas``-th item.
+
+    Args:
+        dataset: the validation dataset.
+        world_size, batch_size, num_workers: the official run's layout (released: 64, 2, 2).
+        num_replicas, rank: this run's DDP layout (default: from ``torch.distributed``).
     """
 
     def __init__(
-        self, dataset: AnticipationDataset, batch_size: int, num_replicas: int | None = None, rank: int | None = None
+        self,
+        dataset: AnticipationDataset,
+        world_size: int = 64,
+        batch_size: int = 2,
+        num_workers: int = 2,
+        num_replicas: int | None = None,
+        rank: int | None = None,
     ) -> None:
         num_replicas, rank = _world(num_replicas, rank)
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
-        videos: dict[str, list[int]] = {}
-        for index, segment in enumerate(dataset.segments):
-            videos.setdefault(segment.path, []).append(index)
-        mine = [ids for i, ids in enumerate(videos.values()) if i % self.num_replicas == self.rank]
-        self.stream = [
-            i for ids in mine for i in sorted(ids, key=lambda j: dataset.segments[j].start_frame)
-        ]  # this rank's segments, per video in start order
-        self.num_samples = (len(dataset) // (self.num_replicas * batch_size)) * batch_size
+        schedule = [
+            index
+            for official_rank in range(world_size)
+            for batch in official_val_batches(dataset.segments, world_size, official_rank, batch_size, num_workers)
+            for index in batch
+        ]  # the official multiset, official-rank-major
+        if not schedule:
+            log.warning(
+                "official validation: %d segments // (world %d x batch %d) = 0 iterations, nothing is evaluated",
+                len(dataset), world_size, batch_size,
+            )  # fmt: skip
+        self.schedule = schedule[self.rank :: self.num_replicas]
+        self.num_samples = len(self.schedule)
 
     def __iter__(self) -> Iterator[int]:
-        if not self.stream:
-            return iter(())
-        return iter(self.stream[i % len(self.stream)] for i in range(self.num_samples))
+        return iter(self.schedule)
 
     def __len__(self) -> int:
         return self.num_samples
@@ -523,6 +588,8 @@ class EK100DataModule(pl.LightningDataModule):
         anchoring: ``"official"`` (the QUIRK: clip ends ``at`` before the segment END at ``ap = 0``) or
             ``"standard"`` (ends ``at`` before the segment START).
         val_mode: ``"exact"`` every val segment once, or ``"official"`` (see the module docstring).
+        official_world_size, official_batch_size, official_num_workers: the official run whose validation multiset
+            ``val_mode="official"`` reproduces (released configs: 8 nodes x 8 GPUs = 64 ranks, batch 2, 2 workers).
         video_fps: frame rate of all videos (None: read from each file).
         crop_size: 256 (ViT-L/H/g) or 384.
         hflip, auto_augment, reprob: training augmentation (official: flip on, RandAugment, erasing 0.25).
@@ -546,6 +613,9 @@ class EK100DataModule(pl.LightningDataModule):
         val_anticipation_point: tuple[float, float] = (0.0, 0.0),
         anchoring: Anchoring = "official",
         val_mode: ValMode = "exact",
+        official_world_size: int = 64,
+        official_batch_size: int = 2,
+        official_num_workers: int = 2,
         video_fps: float | None = None,
         crop_size: int = 256,
         hflip: bool = True,
@@ -574,6 +644,7 @@ class EK100DataModule(pl.LightningDataModule):
         }
         self.anchoring = anchoring
         self.val_mode = val_mode
+        self.official_layout = (official_world_size, official_batch_size, official_num_workers)
         self.video_fps = video_fps
         self.crop_size = crop_size
         self.hflip = hflip
@@ -601,8 +672,10 @@ class EK100DataModule(pl.LightningDataModule):
             if self.class_mapping_path is not None:
                 self._mapping = ClassMapping.load(self.class_mapping_path)
             elif self.paths["train"] is not None:
+                # Official: the classes come from EVERY train row, also those of videos missing here.
+                rows = read_annotations(self.paths["train"], self.base_path, self.file_format, skip_missing=False)
                 names = self.segments("val") if self.paths["val"] is not None else ()
-                self._mapping = build_class_mapping(self.segments("train"), names)
+                self._mapping = build_class_mapping(rows, names)
             else:
                 raise ValueError("EK100DataModule: the class mapping needs `train` annotations or `class_mapping`")
             if self.verb_classes:
@@ -646,7 +719,7 @@ class EK100DataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         dataset = self._dataset("val")
         if self.val_mode == "official":
-            sampler: DistributedSampler = OfficialValSampler(dataset, self.batch_size)
+            sampler: DistributedSampler = OfficialValSampler(dataset, *self.official_layout)
         else:
             sampler = ExactOnceSampler(dataset)
         return DataLoader(
