@@ -67,6 +67,11 @@ def create_encoder(
     from jepa.registry import ENCODERS
 
     entry = ENCODERS.get(name)
+    if "frames" in entry.tags and pretrained not in (False, None):
+        raise ValueError(
+            f"create_encoder: {name!r} is a frame-level baseline whose weights are chosen by its overrides "
+            "(timm_pretrained for timm_frames; base / base_pretrained for jepa_frames); pass pretrained=False"
+        )
     model = entry.builder(**overrides)
     if pretrained is False or pretrained is None:
         return model

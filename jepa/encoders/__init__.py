@@ -1,6 +1,7 @@
 """Pure-torch V-JEPA 2 video encoders; importing this package registers the presets in ``jepa.registry.ENCODERS``."""
 
 from jepa.encoders.config import EncoderConfig
+from jepa.encoders.frame_encoder import FrameEncoder, jepa_frame_encoder, timm_frame_encoder
 from jepa.encoders.init import init_vit_weights
 from jepa.encoders.layers import MLP, Attention, Block
 from jepa.encoders.masking import apply_masks, ids_to_thw
@@ -26,6 +27,7 @@ __all__ = [
     "Attention",
     "Block",
     "EncoderConfig",
+    "FrameEncoder",
     "PatchEmbed3D",
     "VideoViT",
     "apply_masks",
@@ -33,9 +35,11 @@ __all__ = [
     "ids_to_thw",
     "infer_encoder_config",
     "init_vit_weights",
+    "jepa_frame_encoder",
     "no_weight_decay_names",
     "preset_config",
     "register_presets",
     "rope_split",
     "rotate",
+    "timm_frame_encoder",
 ]
