@@ -46,7 +46,8 @@ def task_from_checkpoint(ckpt: str | os.PathLike[str]) -> Any:
             "the checkpoint. Rebuild the task yourself and use jepa.hub.save_pretrained"
         )
     hparams["anneal_from"] = None
-    hparams.pop("_instantiator", None)
+    for key in [k for k in hparams if k.startswith("_")]:  # LightningCLI's _instantiator / _class_path
+        hparams.pop(key)
     task = PretrainTask(**hparams)
     task.load_state_dict(checkpoint["state_dict"], strict=True)
     return task

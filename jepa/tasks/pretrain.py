@@ -8,13 +8,16 @@ a list of ``(B, 3, T, H, W)`` clips (the first is used, as the official loader w
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jepa.encoders.layers import Block
 from jepa.encoders.masking import apply_masks
 from jepa.optim import (
     CosineWDSchedule,
@@ -181,6 +184,49 @@ class PretrainTask(BaseTask):
                     )
                 module.set_grad_checkpointing(True)
 
+    def configure_model(self) -> None:
+        """Shard encoder, target encoder and predictor with FSDP2 under ``ModelParallelStrategy`` (no-op otherwise).
+
+        Lightning calls this hook before the strategy sets the model up; only ``ModelParallelStrategy`` gives the
+        module a device mesh (``self.device_mesh``), every other strategy (single device, DDP) leaves the task
+        untouched. Every :class:`~jepa.encoders.layers.Block` and then each of the three modules becomes one FSDP2
+        unit on the mesh's ``data_parallel`` dimension (``reshard_after_forward=True``: the target encoder, which
+        has no backward, is resharded after its forward too). FSDP2 shards each parameter along dim 0, so the
+        context and target encoders (same shapes) hold matching shards and the EMA runs locally; parameters keep
+        their full shapes (DTensor), so the weight-decay rule (1-D / bias) is unchanged.
+
+        Raises:
+            TypeError: under Lightning's ``FSDPStrategy`` (FSDP1): its ``use_orig_params`` views are flat 1-D
+                shards, so every parameter would be put in the no-decay group, and the two encoders' shards would
+                not line up for the EMA.
+            ValueError: a mesh with a ``tensor_parallel`` dimension larger than 1.
+        """
+        _refuse_fsdp1(self)
+        mesh = self._device_mesh
+        if mesh is None:
+            return
+        from torch.distributed.fsdp import FSDPModule, fully_shard
+
+        names = tuple(mesh.mesh_dim_names or ())
+        tp_size = mesh["tensor_parallel"].size() if "tensor_parallel" in names else 1
+        if tp_size != 1:
+            raise ValueError(
+                "PretrainTask: only data-parallel FSDP is supported; use ModelParallelStrategy(data_parallel_size="
+                f"<world size>, tensor_parallel_size=1), got a tensor_parallel mesh of size {tp_size}"
+            )
+        dp_mesh = mesh["data_parallel"] if "data_parallel" in names else mesh
+        for module in (self.encoder, self.target_encoder, self.predictor):
+            if isinstance(module, FSDPModule):  # configure_model runs again for every trainer call
+                continue
+            for sub in module.modules():
+                if isinstance(sub, Block):
+                    fully_shard(sub, mesh=dp_mesh, reshard_after_forward=True)
+            fully_shard(module, mesh=dp_mesh, reshard_after_forward=True)
+        # Lightning passes strict_loading to the model AND the optimizer loader on resume; torch's strict optimizer
+        # loading rejects parameters without state (the unused predictor mask tokens). on_load_checkpoint checks
+        # the model keys of a full checkpoint instead.
+        self.strict_loading = False
+
     def _predictor_config_values(self, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
         enc_cfg = getattr(self.encoder, "config", None)
         values: dict[str, Any] = {}
@@ -219,6 +265,8 @@ class PretrainTask(BaseTask):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Prepare the data-stream fast-forward (runs before the loader is built; see ``data_resume``)."""
+        if self._device_mesh is not None and not self.strict_loading:  # FSDP2, see configure_model
+            _check_checkpoint_keys(self, self._trainer.ckpt_path if self._trainer is not None else None)
         state = checkpoint.get(STATE_KEY)
         if state is None:
             return
@@ -234,7 +282,7 @@ class PretrainTask(BaseTask):
 
     def on_train_start(self) -> None:
         if self._anneal_optimizer_state is not None and self.trainer.ckpt_path is None:
-            self.trainer.optimizers[0].load_state_dict(self._anneal_optimizer_state)
+            _load_optimizer_state(self, self.trainer.optimizers[0], self._anneal_optimizer_state)
         self._anneal_optimizer_state = None
         if self._replay_batches:
             self._discard_batches(self._replay_batches)
@@ -287,7 +335,7 @@ class PretrainTask(BaseTask):
         """Optimizer step, then the EMA update (called by Lightning only at accumulation boundaries)."""
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         momentum = self.momentum_schedule.value(self.trainer.global_step + 1)  # global_step: steps before this one
-        ema_update(self.target_encoder, self.encoder, momentum)
+        ema_update(*_ema_tensors(self.target_encoder, self.encoder), momentum)
         self.ema_updates += 1
         self.log("train/momentum", momentum, on_step=True, on_epoch=False)
 
@@ -386,6 +434,110 @@ class PretrainTask(BaseTask):
     def _tubelet(self) -> int:
         cfg = getattr(self.encoder, "config", None)
         return int(getattr(cfg, "tubelet_size", 2))
+
+
+def _refuse_fsdp1(task: pl.LightningModule) -> None:
+    """Raise under Lightning's ``FSDPStrategy`` (FSDP1); see :meth:`PretrainTask.configure_model`."""
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    trainer = task._trainer
+    if trainer is not None and isinstance(trainer.strategy, FSDPStrategy):
+        raise TypeError(
+            "PretrainTask does not support FSDPStrategy (FSDP1): its use_orig_params views are flat 1-D shards, "
+            "which breaks the no-weight-decay rule for biases / 1-D parameters and the EMA pairing of the context "
+            "and target encoders. Use FSDP2: trainer.strategy = lightning.pytorch.strategies.ModelParallelStrategy "
+            "with data_parallel_size=<world size>, tensor_parallel_size=1 (see docs/pretraining.md)"
+        )
+
+
+def _ema_tensors(target: nn.Module, online: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The tensors the EMA updates: the parameters, or for FSDP2 (DTensor) parameters their local shards.
+
+    A DTensor pair must have the same mesh and placements (then the local shards cover the same elements);
+    otherwise, or when only one side is a DTensor, this raises naming the parameter.
+    """
+    t_named, o_named = list(target.named_parameters()), list(online.named_parameters())
+    if len(t_named) != len(o_named):  # ema_update reports the mismatch
+        return [p for _, p in t_named], [p for _, p in o_named]
+    dtensor = _dtensor_type()
+    t_out: list[torch.Tensor] = []
+    o_out: list[torch.Tensor] = []
+    for (name, t), (_, o) in zip(t_named, o_named, strict=True):
+        t_sharded, o_sharded = (
+            dtensor is not None and isinstance(t, dtensor),
+            dtensor is not None and isinstance(o, dtensor),
+        )
+        if t_sharded != o_sharded:
+            raise RuntimeError(
+                f"PretrainTask EMA: target_encoder.{name} is {'' if t_sharded else 'not '}a DTensor but "
+                f"encoder.{name} is {'' if o_sharded else 'not '}one; both encoders must be sharded the same way"
+            )
+        if t_sharded:
+            if t.device_mesh != o.device_mesh or t.placements != o.placements:
+                raise RuntimeError(
+                    f"PretrainTask EMA: target_encoder.{name} is sharded as {t.placements} and encoder.{name} as "
+                    f"{o.placements}; the EMA needs identical shards"
+                )
+            t, o = t.to_local(), o.to_local()  # no grad: the local shard storage itself
+        t_out.append(t)
+        o_out.append(o)
+    return t_out, o_out
+
+
+def _check_checkpoint_keys(task: nn.Module, path: Any) -> None:
+    """Raise unless the full (single-file) checkpoint ``path`` holds every entry of ``task.state_dict()``.
+
+    Under FSDP2 Lightning loads the model non-strictly (see :meth:`PretrainTask.configure_model`); this restores
+    the missing-key check. The file is memory-mapped, so only its keys are read. Sharded (directory) checkpoints
+    are checked by ``torch.distributed.checkpoint`` itself.
+    """
+    if path is None or not os.path.isfile(path):
+        return
+    saved = torch.load(path, map_location="cpu", mmap=True, weights_only=True).get("state_dict", {})
+    expected = list(task.state_dict())  # references only, no gather
+    missing = [name for name in expected if name not in saved]
+    if missing:
+        raise KeyError(f"PretrainTask: checkpoint {path} has no weights for {missing[:8]} ({len(missing)} missing)")
+
+
+def _dtensor_type() -> type | None:
+    if not torch.distributed.is_available():
+        return None
+    from torch.distributed.tensor import DTensor
+
+    return DTensor
+
+
+def _load_optimizer_state(task: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load a full, position-keyed optimizer state (``anneal_from``) into ``optimizer``.
+
+    Plain parameters: ``optimizer.load_state_dict``. FSDP2 (DTensor) parameters: the positions are turned into
+    parameter names and ``torch.distributed.checkpoint.state_dict.set_optimizer_state_dict`` shards the state.
+    """
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    dtensor = _dtensor_type()
+    if dtensor is None or not any(isinstance(p, dtensor) for p in params):
+        optimizer.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    # strict=False: parameters that never had a gradient (unused predictor mask tokens) have no state, as with
+    # optimizer.load_state_dict
+    names = {id(p): name for name, p in task.named_parameters()}
+    fqns = [names[id(p)] for p in params]  # position k of the saved state = k-th parameter in group order
+    saved_groups = state["param_groups"]
+    if [len(g["params"]) for g in saved_groups] != [len(g["params"]) for g in optimizer.param_groups]:
+        raise ValueError(
+            "PretrainTask(anneal_from): the checkpoint's optimizer groups hold "
+            f"{[len(g['params']) for g in saved_groups]} parameters, this task's "
+            f"{[len(g['params']) for g in optimizer.param_groups]}"
+        )
+    position = {pid: k for k, pid in enumerate(pid for g in saved_groups for pid in g["params"])}
+    by_name = {
+        "state": {fqns[position[pid]]: value for pid, value in state["state"].items()},
+        "param_groups": [{**g, "params": [fqns[position[pid]] for pid in g["params"]]} for g in saved_groups],
+    }
+    set_optimizer_state_dict(task, optimizer, by_name, options=StateDictOptions(full_state_dict=True, strict=False))
 
 
 def mask_counters(collator: Any) -> list[list[int]]:
