@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["ask", "load_video_qa"]
+__all__ = ["ask", "load_video_qa", "save_video_qa"]
 
 
 def load_video_qa(checkpoint: str | os.PathLike[str], device: str = "cpu") -> Any:
@@ -25,11 +25,25 @@ def load_video_qa(checkpoint: str | os.PathLike[str], device: str = "cpu") -> An
             f"{checkpoint}: expected a Lightning checkpoint of VideoQATask with 'hyper_parameters' and "
             f"'state_dict', got keys {sorted(state)[:10]}"
         )
-    hparams = dict(state["hyper_parameters"])
+    # LightningCLI adds its own entries (`_class_path`, `_instantiator`); they are not task arguments
+    hparams = {key: value for key, value in state["hyper_parameters"].items() if not key.startswith("_")}
     hparams["init_from"] = None  # the checkpoint's own weights replace any starting point
     task = VideoQATask(**hparams)
     task.load_state_dict(state["state_dict"])
     return task.to(device).eval()
+
+
+def save_video_qa(task: Any, path: str | os.PathLike[str]) -> None:
+    """Write a ``VideoQATask`` head for :func:`load_video_qa` / ``jepa ask``: ``hyper_parameters`` + ``state_dict``.
+
+    The same two keys as a Lightning checkpoint (no optimizer state), loadable with ``weights_only=True``. What the
+    state holds follows :meth:`VideoQATask.state_dict`: frozen parts rebuilt from their source (a pretrained
+    encoder, a Hub LLM's base weights under LoRA) are left out; after :meth:`VideoQATask.merge_lora` the merged LLM is
+    saved whole and loads without ``peft``.
+    """
+    hparams = {key: value for key, value in task.hparams.items() if not key.startswith("_")}
+    hparams["init_from"] = None  # the saved weights replace any starting point
+    torch.save({"hyper_parameters": hparams, "state_dict": task.state_dict()}, os.fspath(path))
 
 
 def ask(

@@ -9,7 +9,6 @@ Batches come from :class:`jepa.mllm.data.VideoQADataModule`: ``video`` ``(B, 3, 
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -20,6 +19,7 @@ from torch import nn
 
 from jepa.mllm.evaluation import ScoreMode, answer_logprobs, mc_prompt, parse_choice
 from jepa.mllm.fusion import IGNORE_INDEX, encode_conversation, encode_prompt, splice_visual
+from jepa.mllm.lora import adapt_plain_state, apply_lora, base_weight_keys, has_lora_keys, lora_config, merge_lora
 from jepa.mllm.projector import ProjectorKind, build_projector
 from jepa.tasks.base import BaseTask, EncoderSpec, build_encoder, freeze
 
@@ -70,6 +70,15 @@ def build_llm(llm: str | None, llm_config: dict[str, Any] | None, dtype: str, vo
     return AutoModelForCausalLM.from_pretrained(llm, dtype=torch_dtype)
 
 
+def enable_checkpointing(llm: nn.Module) -> None:
+    """Non-reentrant activation checkpointing of the LLM's decoder layers (``transformers`` ≥ 5 name or older)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(llm, "activation_checkpointing_enable"):
+        llm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 class VideoQATask(BaseTask):
     """Encoder → projector → causal LM, trained on video–text conversations with answer-only supervision.
 
@@ -97,8 +106,12 @@ class VideoQATask(BaseTask):
         lr, weight_decay, warmup_fraction, schedule, min_lr: AdamW with linear warmup over the first
             ``warmup_fraction`` of steps, then cosine to ``min_lr`` or constant (paper: wd 0, 3 % warmup).
         betas: AdamW betas.
-        lora: ``peft.LoraConfig`` fields (needs ``peft``); the LLM trains only through adapters.
-        gradient_checkpointing: checkpoint the LLM layers (and a trainable encoder's blocks).
+        lora: ``peft.LoraConfig`` fields (``r``, ``lora_alpha``, ``target_modules`` …; needs ``peft``); the LLM
+            trains only through adapters, its base weights stay frozen. Checkpoints hold the adapters, and the base
+            weights only when they cannot be rebuilt from ``llm`` (``llm_config``, ``save_frozen``).
+            :meth:`merge_lora` folds them in for inference.
+        gradient_checkpointing: checkpoint the layers of a trainable LLM (``full``, ``end_to_end``, LoRA) and a
+            trainable encoder's blocks (``transformers`` skips checkpointing in a frozen LLM, which is in eval mode).
         init_from: a checkpoint (``.ckpt`` of this task) whose weights initialise the model.
         score_mode: multiple-choice scoring, ``"loglik"`` or ``"generate"``.
         max_new_tokens: generation length for ``"generate"`` and :meth:`answer`.
@@ -145,6 +158,8 @@ class VideoQATask(BaseTask):
             raise ValueError(f"VideoQATask: score_mode must be 'loglik' or 'generate', got {score_mode!r}")
         if lora is not None and stage == "projector":
             raise ValueError("VideoQATask: `lora` trains the LLM; use it with stage 'full' or 'end_to_end'")
+        if lora is not None:
+            lora_config(lora)  # fails early (peft missing, unknown field) before any model is built
         self._encoder_arg = (encoder,)  # a tuple: a module cannot be assigned before Module.__init__
         self.pretrained = pretrained
         self.encoder_overrides, self.checkpoint_key = encoder_overrides, checkpoint_key
@@ -162,6 +177,7 @@ class VideoQATask(BaseTask):
         self.lora, self.gradient_checkpointing = lora, gradient_checkpointing
         self.score_mode, self.max_new_tokens = score_mode, max_new_tokens
         self._eval_only: list[str] = []
+        self._unsaved_llm_keys: frozenset[str] = frozenset()
         super().__init__(save_frozen=save_frozen)
         self.save_hyperparameters(ignore=["encoder"] if not isinstance(encoder, str) else None)
         if init_from is not None:
@@ -203,8 +219,13 @@ class VideoQATask(BaseTask):
         else:
             self.encoder = freeze(encoder)  # random init or a given module: kept in checkpoints
             self._eval_only.append("encoder")
+        if self.gradient_checkpointing:
+            enable_checkpointing(llm)  # before LoRA wrapping, so that peft makes the input embeddings require grad
         if self.lora is not None:
-            llm = self._apply_lora(llm)
+            llm = apply_lora(llm, self.lora)  # base weights frozen, adapters trainable
+            if self.llm_config is None and not self.save_frozen:
+                # the base weights are rebuilt from `llm`: checkpoints hold the adapters (and the projector)
+                self._unsaved_llm_keys = base_weight_keys(llm, prefix="llm.")
         if self.stage == "projector":
             if self.llm_config is None:
                 self.register_frozen("llm", llm)  # rebuilt from its source: not saved
@@ -213,8 +234,6 @@ class VideoQATask(BaseTask):
                 self._eval_only.append("llm")
         else:
             self.llm = llm
-        if self.gradient_checkpointing:
-            self.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     def _encoder_rebuildable(self, spec: EncoderSpec) -> bool:
         """True when the encoder comes from weights (a checkpoint source or a registry name with weights)."""
@@ -231,12 +250,41 @@ class VideoQATask(BaseTask):
             probe = torch.zeros(1, 3, self.num_frames, self.crop_size, self.crop_size)
             return int(encoder(probe).shape[1])
 
-    def _apply_lora(self, llm: nn.Module) -> nn.Module:
-        if importlib.util.find_spec("peft") is None:
-            raise ImportError("VideoQATask: `lora` needs the `peft` package (pip install peft)")
-        from peft import LoraConfig, get_peft_model
+    def merge_lora(self) -> None:
+        """Fold the LoRA adapters into the LLM's weights (inference/export); the task then has no ``lora``.
 
-        return get_peft_model(llm, LoraConfig(task_type="CAUSAL_LM", **self.lora))
+        Afterwards the checkpoint (:func:`jepa.mllm.commands.save_video_qa` or a Lightning ``.ckpt``) holds the
+        whole merged LLM and loads without ``peft``; as ``init_from`` it starts a later stage without adapters.
+        """
+        if self.lora is None:
+            raise ValueError("VideoQATask.merge_lora: this task has no LoRA adapters (`lora` is None)")
+        self.llm = merge_lora(self.llm)
+        self.lora = None
+        self.hparams["lora"] = None
+        self._unsaved_llm_keys = frozenset()
+
+    # ---------------------------------------------------------------- checkpoints
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Module state without frozen parts that are rebuilt from their source (incl. LoRA base weights)."""
+        state = super().state_dict(*args, **kwargs)
+        if not self._unsaved_llm_keys:
+            return state
+        prefix = kwargs.get("prefix", "")
+        return {k: v for k, v in state.items() if k[len(prefix) :] not in self._unsaved_llm_keys}
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        """Load a checkpoint of this task; tolerates the absence of exactly what :meth:`state_dict` leaves out."""
+        if not self._unsaved_llm_keys:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        own = set(super(BaseTask, self).state_dict())
+        saved = set(self.state_dict())
+        missing, unexpected = sorted(saved - set(state_dict)), sorted(set(state_dict) - own)
+        if strict and (missing or unexpected):
+            raise RuntimeError(
+                f"VideoQATask.load_state_dict: missing keys {missing[:10]}, unexpected keys {unexpected[:10]} "
+                "(the frozen base weights of a LoRA LLM are rebuilt from `llm`, not expected in checkpoints)"
+            )
+        return super(BaseTask, self).load_state_dict(state_dict, strict=False, assign=assign)
 
     def train(self, mode: bool = True) -> VideoQATask:
         super().train(mode)
@@ -245,12 +293,24 @@ class VideoQATask(BaseTask):
         return self
 
     def load_weights(self, path: str) -> None:
-        """Initialise from a task checkpoint (weights only, ``weights_only=True``); the projector must be in it."""
+        """Initialise from a task checkpoint (weights only, ``weights_only=True``); the projector must be in it.
+
+        A plain LLM's weights (stage 1, a merged head) initialise the base of a LoRA-wrapped LLM; adapters that the
+        checkpoint lacks keep their initialisation (``lora_B = 0``: the wrapped LLM starts equal to the plain one).
+        """
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         state = checkpoint.get("state_dict", checkpoint)
         if not any(key.startswith("projector.") for key in state):
             raise ValueError(f"init_from {path}: no 'projector.*' weights; expected a VideoQATask checkpoint")
         own = super(BaseTask, self).state_dict()
+        if self.lora is not None:
+            state = adapt_plain_state(state, own)  # stage 1 / merged LLM keys → the wrapped LLM's keys
+        elif has_lora_keys(state):
+            raise ValueError(
+                f"init_from {path}: the checkpoint holds LoRA adapter weights but this task has no `lora`; give the "
+                "same `lora` fields, or merge the adapters first (VideoQATask.merge_lora + "
+                "jepa.mllm.commands.save_video_qa)"
+            )
         unexpected = sorted(set(state) - set(own))
         if unexpected:
             raise ValueError(f"init_from {path}: unexpected keys {unexpected[:10]} for this model")
