@@ -5,6 +5,9 @@ Spec: probes.md §2. Each head has its own LR (linear warmup from ``start_lr`` t
 ``epochs·ipe``), with AdamW on **all** its parameters in one decayed group. Putting every head in its own param
 group of one AdamW is numerically the same as one optimizer per head (AdamW is per-parameter); the encoder runs once
 per batch and its features feed every head.
+
+``stacked=True`` runs same-architecture :class:`~jepa.probes.classifier.AttentiveClassifier` heads as head-batched
+matmuls (:mod:`jepa.probes.batched`); each head keeps its own parameters, param group and state-dict keys.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 from torch import nn
 
 from jepa.optim.schedules import CosineWDSchedule, WarmupCosineSchedule
+from jepa.probes.batched import stacked_classifier_forward, supports_stacked
 
 
 @dataclass(frozen=True)
@@ -115,11 +119,14 @@ class ProbeSweep(nn.Module):
     Args:
         heads: the probes (``heads.{i}`` in the state dict).
         hparams: one :class:`HeadHParams` per head.
+        stacked: run the heads head-batched (:func:`~jepa.probes.batched.stacked_classifier_forward`) when they are
+            :class:`~jepa.probes.classifier.AttentiveClassifier` of one architecture; otherwise one after another.
+            Same results up to float rounding.
 
     ``forward(tokens (B, N, D))`` → list of ``N_heads`` logits ``(B, C)``.
     """
 
-    def __init__(self, heads: Sequence[nn.Module], hparams: Sequence[HeadHParams]) -> None:
+    def __init__(self, heads: Sequence[nn.Module], hparams: Sequence[HeadHParams], stacked: bool = False) -> None:
         super().__init__()
         if len(heads) != len(hparams):
             raise ValueError(f"ProbeSweep: {len(heads)} heads but {len(hparams)} hyper-parameter entries")
@@ -127,19 +134,39 @@ class ProbeSweep(nn.Module):
             raise ValueError("ProbeSweep: at least one head is needed")
         self.heads = nn.ModuleList(heads)
         self.head_hparams = list(hparams)
+        self.stacked = stacked
         self.schedules: list[HeadSchedule] = []  # set by configure_schedules once the run length is known
 
     @classmethod
-    def build(cls, factory: Callable[[], nn.Module], hparams: Sequence[HeadHParams]) -> ProbeSweep:
+    def build(
+        cls, factory: Callable[[], nn.Module], hparams: Sequence[HeadHParams], stacked: bool = False
+    ) -> ProbeSweep:
         """One head per entry of ``hparams``, each from a fresh ``factory()`` call (independent random init)."""
-        return cls([factory() for _ in hparams], hparams)
+        return cls([factory() for _ in hparams], hparams, stacked=stacked)
 
     def __len__(self) -> int:
         return len(self.heads)
 
     def forward(self, tokens: torch.Tensor) -> list[torch.Tensor]:
         """Tokens ``(B, N, D)`` → list of logits ``(B, C)``, one per head."""
+        if self.stacked and supports_stacked(self.heads):
+            return list(stacked_classifier_forward(list(self.heads), tokens).unbind(0))
         return [head(tokens) for head in self.heads]
+
+    def forward_stacked(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens ``(B, N, D)`` → logits ``(N_heads, B, C)`` computed head-batched.
+
+        Raises:
+            TypeError: the heads are not :class:`~jepa.probes.classifier.AttentiveClassifier` of one architecture
+                with attention biases.
+        """
+        if not supports_stacked(self.heads):
+            kinds = sorted({type(h).__name__ for h in self.heads})
+            raise TypeError(
+                f"ProbeSweep.forward_stacked: needs AttentiveClassifier heads of one architecture (qkv_bias=True); "
+                f"got {kinds}"
+            )
+        return stacked_classifier_forward(list(self.heads), tokens)
 
     # ------------------------------------------------------------------ optimisation
     def param_groups(self) -> list[dict[str, Any]]:

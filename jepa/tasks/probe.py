@@ -79,6 +79,9 @@ class ProbeTask(BaseTask):
             probes: ViT-L ``[17, 19, 21, 23]``, ViT-g ``[24, 29, 34, 39]``); ``None``: last layer.
         probe_num_heads, probe_depth, probe_norm_eps: pooler architecture (official 16, 4, 1e-5).
         probe_activation_checkpointing: checkpoint the pooler's self-attention blocks (official: on).
+        probe_stacked: run the heads through :mod:`jepa.probes.batched` (key/value-free cross-attention over the
+            shared tokens; same outputs, parameters and state-dict layout as the loop). Pays off mainly for
+            ``probe_depth=1`` sweeps (see ``docs/benchmarks.md``).
         lrs, weight_decays: the sweep grid (LR-major product); empty lists for no grid heads.
         start_lr, final_lr, final_weight_decay, warmup_epochs: shared by the grid heads (``start_lr`` None = lr,
             ``final_weight_decay`` None = constant WD).
@@ -108,6 +111,7 @@ class ProbeTask(BaseTask):
         probe_depth: int = 4,
         probe_norm_eps: float = 1e-5,
         probe_activation_checkpointing: bool = True,
+        probe_stacked: bool = False,
         lrs: list[float] | None = None,
         weight_decays: list[float] | None = None,
         start_lr: float | None = None,
@@ -140,6 +144,7 @@ class ProbeTask(BaseTask):
             "norm_eps": probe_norm_eps,
             "use_activation_checkpointing": probe_activation_checkpointing,
         }
+        self.probe_stacked = probe_stacked
         self.head_hparams = sweep_hparams(
             "ProbeTask",
             heads,
@@ -173,7 +178,9 @@ class ProbeTask(BaseTask):
         if embed_dim is None:
             raise ValueError(f"ProbeTask: the encoder ({type(encoder).__name__}) must expose `embed_dim`")
         self.sweep = ProbeSweep.build(
-            lambda: AttentiveClassifier(embed_dim, self.num_classes, **self.probe_kwargs), self.head_hparams
+            lambda: AttentiveClassifier(embed_dim, self.num_classes, **self.probe_kwargs),
+            self.head_hparams,
+            stacked=self.probe_stacked,
         )
         # Best head by validation top-1 (saved with the checkpoint so predict/export use it after reloading).
         self.register_buffer("best_head", torch.zeros((), dtype=torch.long))
@@ -269,7 +276,8 @@ class ProbeTask(BaseTask):
 
     def head_logits(self, views: Sequence[torch.Tensor]) -> list[list[torch.Tensor]]:
         """``[head][view]`` logits ``(B, C)``."""
-        return [[head(tokens) for tokens in views] for head in self.sweep.heads]
+        per_view = [self.sweep(tokens) for tokens in views]  # V × H × (B, C)
+        return [list(outs) for outs in zip(*per_view, strict=True)]  # H × V × (B, C)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         clips, num_segments = self._clips_of(batch)

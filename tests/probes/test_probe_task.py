@@ -66,3 +66,20 @@ def test_heads_with_different_lrs_diverge_and_best_head_is_selected(tmp_path: Pa
     assert row["top_labels"][0][0] == ["red", "green", "blue"][row["top_classes"][0][0]]
     assert [r[0] for r in row["top_classes"]] == val[0]["label"].tolist()
     assert all(s[0] >= s[1] for s in row["top_scores"])
+
+
+def test_stacked_heads_give_the_loop_logits() -> None:
+    """`probe_stacked=True` (key/value-free cross-attention) gives the loop's logits per head and view."""
+    torch.manual_seed(0)
+    encoder = VideoViT(EncoderConfig(embed_dim=24, depth=1, num_heads=2, img_size=16, num_frames=2))
+    kwargs = dict(num_classes=3, encoder=encoder, pretrained=False, probe_num_heads=4, probe_depth=1,
+                  lrs=[1e-3, 3e-3], weight_decays=[0.0, 0.01])  # fmt: skip
+    loop, stacked = ProbeTask(**kwargs), ProbeTask(**kwargs, probe_stacked=True)
+    assert stacked.sweep.stacked and not loop.sweep.stacked
+    stacked.sweep.load_state_dict(loop.sweep.state_dict())
+    views = [torch.randn(2, 8, 24), torch.randn(2, 8, 24)]
+    expected, got = loop.head_logits(views), stacked.head_logits(views)
+    assert len(got) == 4 and all(len(per_head) == 2 for per_head in got)
+    for e_head, g_head in zip(expected, got, strict=True):
+        for e, g in zip(e_head, g_head, strict=True):
+            torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
