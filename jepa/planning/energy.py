@@ -86,15 +86,19 @@ class WorldModel(nn.Module):
         if self.use_cache:
             cache = KVCache()
             for h in range(horizon):  # only the new frame's tokens go through the predictor
-                frame = feature_norm(self.predictor(frame, actions[:, h : h + 1], pose[:, None], cache=cache))
-                pose = compute_new_pose(pose, actions[:, h])
+                last = h == horizon - 1  # the last step's keys/values are never attended to: not stored
+                out = self.predictor(frame, actions[:, h : h + 1], pose[:, None], cache=cache, update_cache=not last)
+                frame = feature_norm(out)
+                if not last:
+                    pose = compute_new_pose(pose, actions[:, h])
             return frame
         frames, poses = [frame], [pose]
         tokens = frame.shape[1]
         for h in range(horizon):  # official: re-run over all frames so far, keep the last frame's tokens
             out = self.predictor(torch.cat(frames, dim=1), actions[:, : h + 1], torch.stack(poses, dim=1))
             frames.append(feature_norm(out[:, -tokens:]))
-            poses.append(compute_new_pose(poses[-1], actions[:, h]))
+            if h < horizon - 1:  # the pose after the last action is never used
+                poses.append(compute_new_pose(poses[-1], actions[:, h]))
         return frames[-1]
 
     def energy(

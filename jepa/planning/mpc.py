@@ -13,7 +13,7 @@ import torch
 
 from jepa.planning.cem import CEMConfig, cem
 from jepa.planning.energy import WorldModel, l1_energy
-from jepa.planning.envs.reacher import PointReacher
+from jepa.planning.envs import PlanningEnv
 
 
 @dataclass
@@ -51,7 +51,7 @@ def shift_plan(mean: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def run_mpc_episode(
-    env: PointReacher,
+    env: PlanningEnv,
     world_model: WorldModel,
     start: np.ndarray,
     goal: np.ndarray,
@@ -63,7 +63,8 @@ def run_mpc_episode(
     """Drive ``env`` from state ``start`` toward the goal image of state ``goal`` with CEM-MPC.
 
     Args:
-        env: the simulator (reset to ``start``).
+        env: the environment (:class:`~jepa.planning.envs.PointReacher`, a Gymnasium env behind
+            :class:`~jepa.planning.envs.GymPlanningEnv`, ...), reset to ``start``.
         world_model: encoder + AC predictor.
         start / goal: 7-D states; the planner only sees the goal *image*.
         config: CEM settings.
@@ -102,7 +103,7 @@ def run_mpc_episode(
     return episode
 
 
-def run_random_episode(env: PointReacher, start: np.ndarray, goal: np.ndarray, steps: int, seed: int = 0) -> Episode:
+def run_random_episode(env: PlanningEnv, start: np.ndarray, goal: np.ndarray, steps: int, seed: int = 0) -> Episode:
     """Baseline: uniformly random actions in the action box (same steps, same start/goal)."""
     rng = np.random.default_rng(seed)
     obs = env.reset(start)

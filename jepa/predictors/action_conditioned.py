@@ -25,7 +25,7 @@ from torch.utils.checkpoint import checkpoint
 from jepa.encoders.config import TransformerConfigMixin
 from jepa.encoders.init import init_vit_weights
 from jepa.encoders.layers import MLP
-from jepa.encoders.rope import rope_split, rotate
+from jepa.encoders.rope import rope_split
 from jepa.predictors.kv_cache import KVCache
 
 STATE_DIM = 7  # xyz, Euler xyz, gripper (DROID convention)
@@ -100,41 +100,79 @@ def block_causal_mask(
     return query_frame[:, None] >= key_frame[None, :]
 
 
+def ac_rope_tables(
+    num_frames: int,
+    t0: int,
+    grid: tuple[int, int],
+    config: ACPredictorConfig,
+    dtype: torch.dtype,
+    device: torch.device | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine and signed-sine tables of the AC RoPE (spec §1.3) for frames ``t0 … t0 + F − 1``.
+
+    Rotating with them is ``x·cos + swap(x)·sin`` where ``swap`` exchanges the channels of each adjacent pair: the
+    same per-element arithmetic as :func:`jepa.encoders.rope.rotate` on every rotated slice (``(−x₁)·sin =
+    x₁·(−sin)`` exactly), and ``x·1 + swap(x)·0 = x`` on channels that are not rotated, so the result is bitwise the
+    per-slice rotation. The angles are computed with ``rotate``'s op sequence in ``dtype`` (official numerics).
+
+    Returns:
+        ``(cos, sin)``, each ``(F, c + H·W, head_dim)`` in ``dtype``: per frame ``[cond tokens, patches]``.
+    """
+    head_dim, s, c = config.head_dim, rope_split(config.head_dim), config.num_cond_tokens
+    height, width = grid
+    half = s // 2
+    omega = torch.arange(half, dtype=dtype, device=device) / (s / 2.0)
+    omega = 1.0 / config.rope_theta**omega  # (s/2,)
+    t = torch.arange(t0, t0 + num_frames, device=device).to(dtype)  # (F,) frame positions
+    rows = (torch.arange(height, device=device) * (config.grid_size / height)).to(dtype)
+    cols = (torch.arange(width, device=device) * (config.grid_size / width)).to(dtype)
+    patches = height * width
+    zero_cond = torch.zeros(num_frames, c, dtype=dtype, device=device)
+    # positions per rotated slot (F, c + HW): conditioning tokens only rotate the temporal slot (0 elsewhere = identity)
+    pos_t = t[:, None].expand(num_frames, c + patches)
+    pos_h = torch.cat([zero_cond, rows.repeat_interleave(width)[None].expand(num_frames, -1)], dim=1)
+    pos_w = torch.cat([zero_cond, cols.repeat(height)[None].expand(num_frames, -1)], dim=1)
+    slots = []
+    for pos in (pos_t, pos_h, pos_w):
+        freq = pos.unsqueeze(-1) * omega  # (F, n, s/2)
+        slots.append(torch.cat([freq, freq], -1) if config.rope_mode == "official" else freq.repeat_interleave(2, -1))
+    slots.append(torch.zeros(num_frames, c + patches, head_dim - 3 * s, dtype=dtype, device=device))  # unrotated
+    freq = torch.cat(slots, dim=-1)  # (F, n, hd)
+    sign = torch.tensor([-1.0, 1.0], dtype=dtype, device=device).repeat(head_dim // 2)  # partner = (−x₁, x₀)
+    sign = torch.cat([sign, sign.new_ones(head_dim % 2)])  # (hd,); an odd last channel is never rotated
+    return freq.cos(), freq.sin() * sign
+
+
+def _swap_pairs(x: torch.Tensor) -> torch.Tensor:
+    """``(..., hd)`` → channels of each adjacent pair exchanged: ``(x₁, x₀, x₃, x₂, …)`` (odd last channel kept)."""
+    if x.shape[-1] % 2:
+        return torch.cat([_swap_pairs(x[..., :-1]), x[..., -1:]], dim=-1)
+    pairs = x.unflatten(-1, (-1, 2))  # (..., hd/2, 2)
+    return torch.stack((pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
+
+
 class ACAttention(nn.Module):
     """Fused-qkv attention with AC RoPE (spec §1.3) and an optional KV cache; keys ``qkv`` / ``proj`` as official."""
 
     def __init__(self, config: ACPredictorConfig) -> None:
         super().__init__()
+        self.config = config
         self.num_heads = config.num_heads
         self.head_dim = config.head_dim
-        self.rope_dim = rope_split(self.head_dim)
-        self.rope_mode, self.rope_theta = config.rope_mode, config.rope_theta
         self.num_cond = config.num_cond_tokens
-        self.grid_size = config.grid_size
         self.qkv = nn.Linear(config.embed_dim, 3 * config.embed_dim, bias=config.qkv_bias)
         self.proj = nn.Linear(config.embed_dim, config.embed_dim)
 
+    def rope_tables(
+        self, num_frames: int, t0: int, grid: tuple[int, int], dtype: torch.dtype, device: torch.device | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`ac_rope_tables` for this layer's configuration: ``(cos, sin)``, each ``(F, c + H·W, hd)``."""
+        return ac_rope_tables(num_frames, t0, grid, self.config, dtype, device)
+
     def _rope(self, x: torch.Tensor, t0: int, grid: tuple[int, int]) -> torch.Tensor:
         """Rotate q or k ``(B, heads, F, c + H·W, hd)`` of frames ``t0 … t0 + F − 1``."""
-        num_frames, height, width = x.shape[2], grid[0], grid[1]
-        s, c = self.rope_dim, self.num_cond
-        t = torch.arange(t0, t0 + num_frames, device=x.device).to(x.dtype)  # (F,) positions in q/k dtype (official)
-        cond, patches = x[..., :c, :], x[..., c:, :]  # (B, h, F, c, hd), (B, h, F, HW, hd)
-        # conditioning tokens: temporal slot only, position = frame index
-        cond = torch.cat([rotate(cond[..., :s], t[:, None], self.rope_mode, self.rope_theta), cond[..., s:]], dim=-1)
-        # patches: t, h, w (h, w snapped to the construction grid: × grid_size / H, = 1 at the training size)
-        rows = (torch.arange(height, device=x.device) * (self.grid_size / height)).to(x.dtype)
-        cols = (torch.arange(width, device=x.device) * (self.grid_size / width)).to(x.dtype)
-        pos_t = t[:, None].expand(num_frames, height * width)  # (F, HW)
-        pos_h = rows.repeat_interleave(width)[None].expand(num_frames, -1)
-        pos_w = cols.repeat(height)[None].expand(num_frames, -1)
-        parts = [
-            rotate(patches[..., 0:s], pos_t, self.rope_mode, self.rope_theta),
-            rotate(patches[..., s : 2 * s], pos_h, self.rope_mode, self.rope_theta),
-            rotate(patches[..., 2 * s : 3 * s], pos_w, self.rope_mode, self.rope_theta),
-            patches[..., 3 * s :],
-        ]
-        return torch.cat([cond, torch.cat(parts, dim=-1)], dim=3)
+        cos, sin = self.rope_tables(x.shape[2], t0, grid, x.dtype, x.device)  # (F, n, hd)
+        return x * cos + _swap_pairs(x) * sin
 
     def forward(
         self,
@@ -143,6 +181,8 @@ class ACAttention(nn.Module):
         t0: int = 0,
         cache: KVCache | None = None,
         layer: int = 0,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        update_cache: bool = True,
     ) -> torch.Tensor:
         """Attend over ``F`` new frames (and cached earlier frames).
 
@@ -152,6 +192,8 @@ class ACAttention(nn.Module):
             t0: temporal position of the first new frame (= frames already in ``cache``).
             cache: optional cache; the new keys/values are appended to it.
             layer: block index inside ``cache``.
+            rope: optional precomputed :meth:`rope_tables` for these frames (shared by all blocks of a forward).
+            update_cache: append the new keys/values to ``cache`` (False: attend to it without storing).
 
         Returns:
             ``(B, F·(c + H·W), D)``.
@@ -160,12 +202,16 @@ class ACAttention(nn.Module):
         per_frame = self.num_cond + grid[0] * grid[1]
         num_frames = num_tokens // per_frame
         qkv = self.qkv(x).view(batch, num_frames, per_frame, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(3, 0, 4, 1, 2, 5).unbind(0)  # each (B, heads, F, c + HW, hd)
-        q = self._rope(q, t0, grid).flatten(2, 3)  # (B, heads, F·(c+HW), hd)
-        k = self._rope(k, t0, grid).flatten(2, 3)
-        v = v.flatten(2, 3)
+        if rope is None or rope[0].dtype != qkv.dtype:  # tables in q/k dtype (official numerics)
+            rope = self.rope_tables(num_frames, t0, grid, qkv.dtype, x.device)
+        cos, sin = rope
+        cos, sin = cos[:, :, None, None], sin[:, :, None, None]  # (F, n, 1, 1, hd): broadcast over q/k and heads
+        qk = qkv[:, :, :, :2]  # (B, F, n, 2, heads, hd): q and k rotated together
+        qk = qk * cos + _swap_pairs(qk) * sin
+        q, k = qk.permute(3, 0, 4, 1, 2, 5).flatten(3, 4).unbind(0)  # each (B, heads, F·n, hd), views
+        v = qkv[:, :, :, 2].permute(0, 3, 1, 2, 4).flatten(2, 3)  # (B, heads, F·n, hd)
         if cache is not None:
-            k, v = cache.extend(layer, k, v)  # (B, heads, (t0 + F)·(c+HW), hd)
+            k, v = cache.extend(layer, k, v) if update_cache else cache.peek(layer, k, v)  # (B, heads, (t0+F)·n, hd)
         # one new frame attends to everything cached and itself: no mask needed
         past = k.shape[2] // per_frame - num_frames
         mask = None if num_frames == 1 else block_causal_mask(num_frames, per_frame, past, x.device)
@@ -184,10 +230,17 @@ class ACBlock(nn.Module):
         self.mlp = MLP(config.embed_dim, config.mlp_hidden_dim)
 
     def forward(
-        self, x: torch.Tensor, grid: tuple[int, int], t0: int = 0, cache: KVCache | None = None, layer: int = 0
+        self,
+        x: torch.Tensor,
+        grid: tuple[int, int],
+        t0: int = 0,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        update_cache: bool = True,
     ) -> torch.Tensor:
         """``(B, N, D) → (B, N, D)``; arguments as in :meth:`ACAttention.forward`."""
-        x = x + self.attn(self.norm1(x), grid, t0, cache, layer)
+        x = x + self.attn(self.norm1(x), grid, t0, cache, layer, rope, update_cache)
         return x + self.mlp(self.norm2(x))
 
 
@@ -200,7 +253,8 @@ class ACPredictor(nn.Module):
       ``grid`` is given).
     * ``actions``, ``states``: ``(B, F, 7)``; ``extrinsics``: ``(B, F, 6)`` when ``use_extrinsics``.
     * ``cache``: optional :class:`KVCache`; the frames are then placed after the ``cache.num_frames`` cached ones
-      and the cache is extended in place. Batch-1 caches broadcast to the new batch.
+      and the cache is extended in place (``update_cache=False``: attended to but left unchanged, for a last step
+      whose keys/values are never needed again). Batch-1 caches broadcast to the new batch.
     * returns ``(B, F·H·W, encoder_dim)``: the tokens of frame slot ``t`` predict frame ``t + 1`` (not normalised).
     """
 
@@ -229,6 +283,7 @@ class ACPredictor(nn.Module):
         extrinsics: torch.Tensor | None = None,
         cache: KVCache | None = None,
         grid: tuple[int, int] | None = None,
+        update_cache: bool = True,
     ) -> torch.Tensor:
         cfg = self.config
         grid = grid or (cfg.grid_size, cfg.grid_size)
@@ -253,12 +308,13 @@ class ACPredictor(nn.Module):
             cond.append(self.extrinsics_encoder(extrinsics))
         x = torch.cat([torch.stack(cond, dim=2), x], dim=2).flatten(1, 2)  # (B, F·(c + HW), D)
         t0 = cache.num_frames if cache is not None else 0
+        rope = ac_rope_tables(num_frames, t0, grid, cfg, x.dtype, x.device)  # once for all blocks
         for layer, block in enumerate(self.predictor_blocks):
             if self.grad_checkpointing and cache is None and self.training and torch.is_grad_enabled():
-                x = checkpoint(block, x, grid, t0, None, layer, use_reentrant=False)
+                x = checkpoint(block, x, grid, t0, None, layer, rope, use_reentrant=False)
             else:
-                x = block(x, grid, t0, cache, layer)
-        if cache is not None:
+                x = block(x, grid, t0, cache, layer, rope, update_cache)
+        if cache is not None and update_cache:
             cache.num_frames += num_frames
         x = x.view(batch, num_frames, cfg.num_cond_tokens + patches, cfg.embed_dim)[:, :, cfg.num_cond_tokens :]
         x = self.predictor_norm(x.flatten(1, 2))  # (B, F·HW, D)

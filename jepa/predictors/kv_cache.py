@@ -31,8 +31,8 @@ class KVCache:
     def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Append new ``k, v`` ``(B, heads, n, hd)`` of block ``layer``; return all of them ``(B, heads, N, hd)``."""
         if layer == len(self.keys):  # first step: nothing cached for this block yet
-            self.keys.append(k)
-            self.values.append(v)
+            self.keys.append(k.contiguous())  # own storage: views would keep the whole fused qkv buffer alive
+            self.values.append(v.contiguous())
         else:
             cached_k, cached_v = self.keys[layer], self.values[layer]
             if cached_k.shape[0] != k.shape[0]:
@@ -46,6 +46,22 @@ class KVCache:
             self.keys[layer] = torch.cat([cached_k, k], dim=2)  # (B, heads, N + n, hd)
             self.values[layer] = torch.cat([cached_v, v], dim=2)
         return self.keys[layer], self.values[layer]
+
+    def peek(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like :meth:`extend` but without storing: cached + new ``k, v`` ``(B, heads, N, hd)`` for one last step
+        whose keys/values are never needed again (saves keeping them alive; the cache is unchanged)."""
+        if layer >= len(self.keys):
+            return k, v
+        cached_k, cached_v = self.keys[layer], self.values[layer]
+        if cached_k.shape[0] != k.shape[0]:
+            if cached_k.shape[0] != 1:
+                raise ValueError(
+                    f"KVCache.peek: cache batch {cached_k.shape[0]} cannot be broadcast to new tokens' batch "
+                    f"{k.shape[0]} (only a batch-1 cache broadcasts)"
+                )
+            cached_k = cached_k.expand(k.shape[0], -1, -1, -1)
+            cached_v = cached_v.expand(k.shape[0], -1, -1, -1)
+        return torch.cat([cached_k, k], dim=2), torch.cat([cached_v, v], dim=2)
 
     def expand(self, batch: int) -> KVCache:
         """A new cache whose batch-1 entries are broadcast (views, no copy) to ``batch`` samples."""

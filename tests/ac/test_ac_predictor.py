@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from jepa.encoders.rope import apply_rope_3d, rotate
+from jepa.encoders.rope import apply_rope_3d, rope_split, rotate
 from jepa.predictors.action_conditioned import (
     ACAttention,
     ACPredictor,
@@ -140,3 +140,83 @@ def test_vitg_builder_has_released_shapes():
     assert sd["predictor_blocks.23.mlp.fc1.weight"].shape == (4096, 1024)
     assert sd["predictor_proj.weight"].shape == (1408, 1024)
     assert "predictor_blocks.24.norm1.weight" not in sd
+
+
+def _per_slice_rope(x, t0, grid, cfg):
+    """The straightforward AC RoPE (one `rotate` call per slice), reference for the fused table form."""
+    s, c = rope_split(cfg.head_dim), cfg.num_cond_tokens
+    frames, (height, width) = x.shape[2], grid
+    t = torch.arange(t0, t0 + frames).to(x.dtype)
+    cond, patches = x[..., :c, :], x[..., c:, :]
+    cond = torch.cat([rotate(cond[..., :s], t[:, None], cfg.rope_mode), cond[..., s:]], dim=-1)
+    rows = (torch.arange(height) * (cfg.grid_size / height)).to(x.dtype).repeat_interleave(width)
+    cols = (torch.arange(width) * (cfg.grid_size / width)).to(x.dtype).repeat(height)
+    parts = [
+        rotate(patches[..., :s], t[:, None].expand(frames, height * width), cfg.rope_mode),
+        rotate(patches[..., s : 2 * s], rows[None].expand(frames, -1), cfg.rope_mode),
+        rotate(patches[..., 2 * s : 3 * s], cols[None].expand(frames, -1), cfg.rope_mode),
+        patches[..., 3 * s :],
+    ]
+    return torch.cat([cond, torch.cat(parts, dim=-1)], dim=3)
+
+
+def test_fused_rope_tables_are_bitwise_the_per_slice_rotation():
+    torch.manual_seed(0)
+    cases = [
+        (dict(num_heads=2), (4, 4), torch.float32),  # head_dim 32: s = 10, 2 unrotated channels
+        (dict(num_heads=2, rope_mode="interleaved", use_extrinsics=True), (4, 4), torch.float32),
+        (dict(embed_dim=56, num_heads=8), (2, 3), torch.float32),  # odd head_dim 7, non-square grid (scaled h, w)
+        (dict(num_heads=4), (4, 4), torch.bfloat16),
+    ]
+    for overrides, grid, dtype in cases:
+        cfg = ACPredictorConfig(**{"encoder_dim": 64, "embed_dim": 64, "depth": 1, "img_size": 64, **overrides})
+        attn = ACAttention(cfg)
+        q = torch.randn(2, cfg.num_heads, 3, cfg.num_cond_tokens + grid[0] * grid[1], cfg.head_dim).to(dtype)
+        for t0 in (0, 2):
+            assert torch.equal(attn._rope(q, t0, grid), _per_slice_rope(q, t0, grid, cfg)), (overrides, dtype, t0)
+
+
+def test_fused_rope_forward_matches_per_slice_forward_exactly(monkeypatch):
+    """The whole predictor (and its gradients) is unchanged bitwise by the fused RoPE tables."""
+    torch.manual_seed(0)
+    model = ac_predictor_tiny(use_extrinsics=True)
+    x, a, s = _inputs(frames=3)
+    e = torch.randn(2, 3, 6)
+    x.requires_grad_(True)
+    out = model(x, a, s, e)
+    (grad,) = torch.autograd.grad(out.square().sum(), x)
+
+    def per_slice_forward(self, x, grid, t0=0, cache=None, layer=0, rope=None, update_cache=True):
+        batch, num_tokens, dim = x.shape
+        per_frame = self.num_cond + grid[0] * grid[1]
+        frames = num_tokens // per_frame
+        qkv = self.qkv(x).view(batch, frames, per_frame, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(3, 0, 4, 1, 2, 5).unbind(0)
+        q = _per_slice_rope(q, t0, grid, self.config).flatten(2, 3)
+        k = _per_slice_rope(k, t0, grid, self.config).flatten(2, 3)
+        mask = block_causal_mask(frames, per_frame)
+        o = torch.nn.functional.scaled_dot_product_attention(q, k, v.flatten(2, 3), attn_mask=mask)
+        return self.proj(o.transpose(1, 2).reshape(batch, num_tokens, dim))
+
+    monkeypatch.setattr(ACAttention, "forward", per_slice_forward)
+    ref = model(x, a, s, e)
+    (ref_grad,) = torch.autograd.grad(ref.square().sum(), x)
+    assert torch.equal(out, ref) and torch.equal(grad, ref_grad)
+
+
+def test_last_step_without_cache_update_matches_and_leaves_the_cache_unchanged():
+    torch.manual_seed(0)
+    model = ac_predictor_tiny().eval()
+    x, a, s = _inputs(batch=1, frames=3)
+    full = model(x, a, s)
+    cache = KVCache()
+    model(x[:, : 2 * HW], a[:, :2], s[:, :2], cache=cache)
+    keys = [k.clone() for k in cache.keys]
+    last = model(x[:, 2 * HW :], a[:, 2:], s[:, 2:], cache=cache, update_cache=False)
+    torch.testing.assert_close(last, full[:, 2 * HW :], atol=1e-5, rtol=0)
+    assert cache.num_frames == 2 and all(torch.equal(k, c) for k, c in zip(keys, cache.keys, strict=True))
+    empty = KVCache()  # first and only step (horizon 1): nothing stored, same as the uncached forward
+    assert torch.equal(
+        model(x[:, :HW], a[:, :1], s[:, :1], cache=empty, update_cache=False), model(x[:, :HW], a[:, :1], s[:, :1])
+    )
+    assert empty.num_frames == 0 and not empty.keys
