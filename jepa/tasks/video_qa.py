@@ -70,6 +70,19 @@ def build_llm(llm: str | None, llm_config: dict[str, Any] | None, dtype: str, vo
     return AutoModelForCausalLM.from_pretrained(llm, dtype=torch_dtype)
 
 
+def checkpointing_train_mode(llm: nn.Module, mode: bool = True) -> None:
+    """Put only the modules that checkpoint (``gradient_checkpointing = True``) in training mode.
+
+    ``transformers`` checkpoints a decoder layer only while it is in training mode. A frozen LLM stays in eval mode
+    (no dropout), which would silently turn checkpointing off in the ``projector`` stage, where gradients still flow
+    through the LLM to the projector and its activations dominate memory. The checkpointed layers and the model
+    that owns them get ``training = mode``; every other module (attention, MLP, dropout, norms) stays in eval mode,
+    so dropout remains off.
+    """
+    for module in llm.modules():
+        module.training = bool(mode and getattr(module, "gradient_checkpointing", False) is True)
+
+
 def enable_checkpointing(llm: nn.Module) -> None:
     """Non-reentrant activation checkpointing of the LLM's decoder layers (``transformers`` ≥ 5 name or older)."""
     kwargs = {"use_reentrant": False}
@@ -290,6 +303,8 @@ class VideoQATask(BaseTask):
         super().train(mode)
         for name in self._eval_only:
             getattr(self, name).eval()
+        if self.stage == "projector" and self.gradient_checkpointing:
+            checkpointing_train_mode(self.llm, mode)  # frozen, no dropout, but its layers still checkpoint
         return self
 
     def load_weights(self, path: str) -> None:

@@ -136,3 +136,31 @@ def test_big_configs_parse_without_downloading(name: str, capsys: pytest.Capture
     out = capsys.readouterr().out
     assert "llm: Qwen/Qwen2-7B-Instruct" in out and "num_frames: 128" in out and "pooling_factor: 4" in out
     assert "class_path: jepa.tasks.video_qa.VideoQATask" in out
+
+
+def test_projector_stage_checkpoints_the_frozen_llm(tiny_task_kwargs: Any) -> None:
+    """Stage 1 with gradient checkpointing: the frozen LLM's layers re-run in backward, dropout stays off, and the
+    projector gradients equal those without checkpointing."""
+    video = torch.randn(2, 3, 8, 64, 64, generator=torch.Generator().manual_seed(0))
+    conversation = [{"from": "human", "value": "<video>\nWhich way?"}, {"from": "gpt", "value": "left"}]
+    grads, calls = [], []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        task = VideoQATask(**tiny_task_kwargs(stage="projector", gradient_checkpointing=checkpointing))
+        runs: list[int] = []
+        task.llm.model.layers[0].mlp.register_forward_pre_hook(lambda *_, runs=runs: runs.append(1))
+        task.train()
+        assert not any(p.requires_grad for p in task.llm.parameters())
+        assert not any(m.training for m in task.llm.modules() if isinstance(m, torch.nn.Dropout))
+        assert not task.llm.model.layers[0].self_attn.training  # attention dropout off
+        fused = task.fuse(task.encode_video(video), [conversation] * 2)
+        loss, _ = task.answer_loss(task._lm_logits(fused), fused.labels)
+        loss.backward()
+        grads.append({n: p.grad for n, p in task.projector.named_parameters()})
+        calls.append(len(runs))
+        task.eval()
+        assert not any(m.training for m in task.llm.modules())
+    assert calls == [1, 2]  # checkpointed: the layer runs again in backward
+    for name, grad in grads[1].items():
+        assert grad is not None, name
+        torch.testing.assert_close(grad, grads[0][name], rtol=1e-4, atol=1e-6)
