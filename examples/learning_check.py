@@ -1,0 +1,218 @@
+"""Does a short V-JEPA 2 pretraining run improve frozen features? A fast, in-memory experiment (CPU, minutes).
+
+Renders synthetic motion clips in memory with `jepa.data.synthetic` (no mp4 round trip), pretrains a tiny encoder
+with the library's `PretrainTask.compute_loss` (the official step: two V-JEPA 2 mask configs, layer-normed EMA
+targets, L1) in a plain loop (AdamW with the official parameter groups, linear LR warm-up then constant, constant EMA
+momentum), and probes the frozen target encoder, and a freshly initialised encoder of the same architecture, with the
+light probes of `jepa.evaluation.frozen_probe` on fresh clips (``--ntrain`` / ``--nval``). Every probe line prints
+``{probe: [val top-1 %, train top-1 %]}``.
+
+This is a research harness for iterating on the recipe quickly; the supported path is the CLI quickstart
+(`jepa fit --config quickstart.yaml`, see docs/pretraining.md). Results are in docs/pretraining.md.
+
+    OMP_NUM_THREADS=1 PYTHONPATH=. python examples/learning_check.py --steps 1000 --eval_every 500 --attentive
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from jepa.data import synthetic as S
+from jepa.data.masks import MaskCollator
+from jepa.evaluation.frozen_probe import train_probe
+from jepa.optim.ema import ema_update
+from jepa.tasks.pretrain import PretrainTask
+
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1, 1)
+
+
+def make_app(rng, size, a):
+    """A random appearance with the background (`texture` = library default, `plain`, `noise`) and radius asked for."""
+    app = S.sample_appearance(rng, size)
+    if a.bg == "plain":
+        app.background = np.full_like(app.background, rng.integers(30, 226, size=3).astype(np.float32))
+    elif a.bg == "noise":
+        base = rng.integers(30, 226, size=3).astype(np.float32)
+        app.background = np.clip(base + rng.uniform(-a.bg_amp, a.bg_amp, size=app.background.shape), 0, 255).astype(
+            np.float32
+        )
+    app.radius = float(rng.uniform(a.rmin, a.rmax) * size)
+    return app
+
+
+def pan_clip(label, rng, a, classes):
+    """Whole-frame translation ("camera pan") of a random torus texture with `cell`-pixel cells."""
+    size, cell = a.size, a.cell
+    n = size // cell
+    coarse = rng.uniform(0, 255, size=(n, n, 3)).astype(np.float32)
+    tex = np.repeat(np.repeat(coarse, cell, axis=0), cell, axis=1)  # (H, W, 3)
+    ux, uy, _ = S.MOTIONS[classes[label]]
+    speed = int(rng.integers(int(a.smin), int(a.smax) + 1))
+    off = rng.integers(0, size, size=2)
+    frames = np.stack(
+        [
+            np.roll(tex, (int(off[0] + uy * speed * t), int(off[1] + ux * speed * t)), axis=(0, 1))
+            for t in range(0, a.frames * a.step, a.step)
+        ]
+    )
+    x = torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 255.0
+    return (x - MEAN) / STD
+
+
+def clip(label, rng, a, classes):
+    """One normalised clip (3, frames, size, size) of class `label`, frames taken every `step` rendered frames."""
+    if a.scene == "pan":
+        return pan_clip(label, rng, a, classes)
+    size = a.size
+    app = make_app(rng, size, a)
+    spec = S.MotionSpec(classes[label], frames=a.frames * a.step)
+    if classes[label] in ("left", "right", "up", "down"):
+        spec.speed = float(rng.uniform(a.smin, a.smax))
+    frames, _ = S.render_motion_sequence([spec], rng, size=size, appearance=app)
+    frames = frames[:: a.step][: a.frames]  # (T, H, W, 3)
+    x = torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 255.0  # (3, T, H, W)
+    return (x - MEAN) / STD
+
+
+def dataset(n, seed, a, classes):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(len(classes), size=n)
+    xs = torch.stack([clip(int(y), rng, a, classes) for y in labels])
+    return xs, torch.as_tensor(labels)
+
+
+@torch.no_grad()
+def feats(enc, x, bs=64):
+    enc.eval()
+    return torch.cat([enc(x[i : i + bs]) for i in range(0, len(x), bs)])
+
+
+def probe_all(enc, train, val, a, tag, attentive=False):
+    ft, fv = feats(enc, train[0]), feats(enc, val[0])
+    out = {}
+    nc = int(train[1].max()) + 1
+    kinds = [("linear", 300, 1e-2), ("temporal", 300, 1e-2)] + ([("attentive", 200, 3e-3)] if attentive else [])
+    for kind, steps, lr in kinds:
+        r = train_probe((ft, train[1]), (fv, val[1]), nc, probe=kind, steps=steps, lr=lr, time_slots=a.frames // 2)
+        out[kind] = (round(r.top1 * 100, 1), round(r.train_top1 * 100, 1))
+    # flatten: keeps token positions
+    ftf, fvf = F.layer_norm(ft, ft.shape[-1:]).flatten(1), F.layer_norm(fv, fv.shape[-1:]).flatten(1)
+    r = train_probe(
+        (ftf[:, None], train[1]), (fvf[:, None], val[1]), nc, probe="linear", steps=300, lr=1e-3, weight_decay=1e-2
+    )
+    out["flat"] = (round(r.top1 * 100, 1), round(r.train_top1 * 100, 1))
+    print(tag, json.dumps(out), flush=True)
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--patch", type=int, default=16)
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--step", type=int, default=2)
+    p.add_argument("--bg", default="texture")
+    p.add_argument("--bg_amp", type=float, default=25)
+    p.add_argument("--rmin", type=float, default=0.11)
+    p.add_argument("--rmax", type=float, default=0.16)
+    p.add_argument("--smin", type=float, default=0.6)
+    p.add_argument("--smax", type=float, default=1.4)
+    p.add_argument("--classes", default="left,right,up,down,cw,ccw")
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--bs", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--ema", type=float, default=0.99)
+    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--width", type=int, default=192)
+    p.add_argument("--pdepth", type=int, default=2)
+    p.add_argument("--pwidth", type=int, default=96)
+    p.add_argument("--ntrain", type=int, default=1200)
+    p.add_argument("--nval", type=int, default=600)
+    p.add_argument("--pool", type=int, default=4000, help="pretraining clip pool size (drawn with replacement)")
+    p.add_argument("--eval_every", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save", default="")
+    p.add_argument("--attentive", action="store_true")
+    p.add_argument("--scene", default="object")
+    p.add_argument("--cell", type=int, default=8)
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(a.seed)
+    classes = a.classes.split(",")
+    t0 = time.time()
+    train = dataset(a.ntrain, 1, a, classes)
+    val = dataset(a.nval, 2, a, classes)
+    pool = dataset(a.pool, 3, a, classes)[0]
+    print(f"data {time.time() - t0:.1f}s", flush=True)
+    heads = max(1, a.width // 64)
+    task = PretrainTask(
+        encoder="vit_tiny",
+        encoder_overrides=dict(
+            img_size=a.size, num_frames=a.frames, depth=a.depth, patch_size=a.patch, embed_dim=a.width, num_heads=heads
+        ),
+        predictor_overrides=dict(embed_dim=a.pwidth, depth=a.pdepth, num_heads=4, num_mask_tokens=10),
+        ipe=25,
+        epochs=1000,
+        warmup_epochs=1,
+        start_lr=a.lr / 5,
+        lr=a.lr,
+        final_lr=a.lr,
+    )
+    rand = PretrainTask(
+        encoder="vit_tiny",
+        encoder_overrides=dict(
+            img_size=a.size, num_frames=a.frames, depth=a.depth, patch_size=a.patch, embed_dim=a.width, num_heads=heads
+        ),
+        predictor_overrides=dict(embed_dim=a.pwidth, depth=a.pdepth, num_heads=4, num_mask_tokens=10),
+    ).target_encoder
+    probe_all(rand, train, val, a, "random", attentive=a.attentive)
+    collator = MaskCollator(
+        dataset_fpcs=[a.frames], crop_size=a.size, patch_size=a.patch, tubelet_size=2, seed_mode="shared"
+    )
+    opt = task.configure_optimizers()
+    g = torch.Generator().manual_seed(a.seed)
+    t0 = time.time()
+    for step in range(1, a.steps + 1):
+        lr = a.lr * min(1.0, step / 25)
+        for grp in opt.param_groups:
+            grp["lr"] = lr
+        idx = torch.randint(len(pool), (a.bs,), generator=g)
+        x = pool[idx]
+        if torch.rand(1, generator=g).item() < 0.5:
+            x = x.flip(-1).contiguous()  # hflip (swaps left/right: fine, no labels)
+        batch = collator([{"clips": [c]} for c in x])
+        task.encoder.train()
+        loss, stats = task.compute_loss(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema_update(task.target_encoder, task.encoder, a.ema)
+        if step % 50 == 0:
+            print(
+                f"step {step} loss {loss.item():.4f} std {stats['target_std'].item():.3f} "
+                f"{(time.time() - t0) / step:.2f}s/step",
+                flush=True,
+            )
+        if a.eval_every and step % a.eval_every == 0 and step != a.steps:
+            probe_all(task.target_encoder, train, val, a, f"target@{step}", attentive=a.attentive)
+    probe_all(task.target_encoder, train, val, a, f"target@{a.steps}", attentive=a.attentive)
+    probe_all(task.encoder, train, val, a, f"context@{a.steps}")
+    if a.save:
+        torch.save(
+            {
+                "target": task.target_encoder.state_dict(),
+                "encoder": task.encoder.state_dict(),
+                "predictor": task.predictor.state_dict(),
+                "args": vars(a),
+            },
+            a.save,
+        )
+
+
+if __name__ == "__main__":
+    main()
