@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import pytest
 import torch
 
 from jepa.mllm.data import VideoQADataModule
 from jepa.tasks.video_qa import VideoQATask
+
+sys.path.insert(0, os.path.dirname(__file__))
+from motion_qa_helpers import TINY_LLAMA, CachedTokens, fit_task, motion_qa_tokens, train_and_score_motion_qa  # noqa: E402
 
 needs_peft = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft is not installed")
 
@@ -21,22 +24,6 @@ CONVERSATION = [
     {"from": "human", "value": "<video>\nWhich way does the object move?"},
     {"from": "gpt", "value": "left"},
 ]
-
-
-def _fit(task: VideoQATask, data: VideoQADataModule, tmp_path: Path, steps: int) -> pl.Trainer:
-    trainer = pl.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(task, data)
-    return trainer
 
 
 def _logits(task: VideoQATask, video: torch.Tensor) -> torch.Tensor:
@@ -68,7 +55,7 @@ def test_lora_trains_only_adapters_and_projector(
     projector = {n: p.detach().clone() for n, p in task.projector.named_parameters()}
     assert len(adapters) == 2 * 2 * 2  # 2 layers × (q, v) × (A, B)
     data = VideoQADataModule(train=motion_qa["train"], num_frames=8, crop_size=64, batch_size=4)
-    trainer = _fit(task, data, tmp_path, steps=3)
+    trainer = fit_task(task, data, tmp_path, steps=3)
 
     optimized = [p for group in trainer.optimizers[0].param_groups for p in group["params"]]
     trainable = [p for p in task.parameters() if p.requires_grad]
@@ -95,7 +82,7 @@ def test_lora_checkpoint_round_trip_ask_and_merge(
     torch.manual_seed(0)
     task = VideoQATask(**tiny_task_kwargs(stage="full", lora=LORA, max_new_tokens=3))
     data = VideoQADataModule(train=motion_qa["train"], num_frames=8, crop_size=64, batch_size=4)
-    trainer = _fit(task, data, tmp_path, steps=2)
+    trainer = fit_task(task, data, tmp_path, steps=2)
     path = tmp_path / "lora.ckpt"
     trainer.save_checkpoint(path)
     saved = torch.load(path, weights_only=True)["state_dict"]
@@ -252,62 +239,17 @@ def test_staged_cli_projector_then_lora(motion_qa: dict[str, str], tmp_path: Pat
     assert torch.equal(_logits(load_video_qa(second), video), _logits(task, video))
 
 
-class _CachedTokens(torch.nn.Module):
-    """Pass-through 'encoder' for precomputed ``(B, 64, 192)`` tokens of an 8-frame 64-px ``vit_tiny`` clip."""
-
-    embed_dim = 192
-
-    def patch_grid(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
-        return (4, 4, 4)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return tokens
-
-
 @needs_peft
 @pytest.mark.slow
 def test_lora_adapters_align_motion_qa(tmp_path: Path) -> None:
     """LoRA variant of test_alignment.py (docs/mllm.md: 71.9 % after 1000 steps); LM frozen, adapters + projector."""
-    import jepa
-    from jepa.mllm.data import MOTION_QUESTION, VideoQAJsonlDataset, write_motion_qa
-    from jepa.mllm.evaluation import mc_prompt
-
-    options = ["left", "right", "up", "down"]
-    paths = write_motion_qa(tmp_path, train_per_class=96, val_per_class=16, frames=16, speed=4.0)
+    train, val = motion_qa_tokens(tmp_path)
     torch.manual_seed(0)
-    encoder = jepa.create_encoder("vit_tiny", img_size=64, num_frames=8, depth=2).eval()
-
-    def tokens(path: str) -> tuple[torch.Tensor, torch.Tensor]:
-        dataset = VideoQAJsonlDataset(path, num_frames=8, crop_size=64)
-        with torch.no_grad():
-            samples = [dataset[i] for i in range(len(dataset))]
-            x = torch.stack([encoder(s["video"][None])[0] for s in samples])  # (N, 64, 192)
-        return x, torch.tensor([s["answer"] for s in samples])
-
-    (x_train, y_train), (x_val, y_val) = tokens(paths["train"]), tokens(paths["val"])
-    torch.manual_seed(0)
-    llm_config = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                  "num_attention_heads": 4, "num_key_value_heads": 4}  # fmt: skip
     linear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"]
     lora = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": linear}
-    task = VideoQATask(encoder=_CachedTokens(), llm_config=llm_config, tokenizer="builtin:words", projector="mlp",
+    task = VideoQATask(encoder=CachedTokens(), llm_config=TINY_LLAMA, tokenizer="builtin:words", projector="mlp",
                        num_frames=8, crop_size=64, stage="full", lora=lora)  # fmt: skip
     base = _llm_base(task)
-    prompt = mc_prompt(MOTION_QUESTION, options)
-    optimizer = torch.optim.AdamW([p for p in task.parameters() if p.requires_grad], lr=1e-3, weight_decay=0.0)
-    generator = torch.Generator().manual_seed(0)
-    task.train()
-    for _ in range(1000):
-        index = torch.randint(0, len(y_train), (16,), generator=generator)
-        conversations = [[{"from": "human", "value": prompt}, {"from": "gpt", "value": "ABCD"[int(y)]}]
-                         for y in y_train[index]]  # fmt: skip
-        fused = task.fuse(task.encode_video(x_train[index]), conversations)
-        loss, _ = task.answer_loss(task._lm_logits(fused), fused.labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    task.eval()
-    predictions = task.choose(task.encode_video(x_val), [MOTION_QUESTION] * len(y_val), [options] * len(y_val))
-    accuracy = (predictions == y_val).float().mean().item()
+    accuracy = train_and_score_motion_qa(task, train, val, steps=1000)
     assert all(torch.equal(v, _llm_base(task)[k]) for k, v in base.items())  # only the adapters learned
     assert accuracy >= 0.40, f"val accuracy {accuracy:.3f}; chance is 0.25"

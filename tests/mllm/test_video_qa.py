@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import pytest
 import torch
 
 from jepa.mllm.data import VideoQADataModule
 from jepa.tasks.video_qa import VideoQATask
 
-
-def _fit(task: VideoQATask, data: VideoQADataModule, tmp_path: Path, steps: int = 2) -> pl.Trainer:
-    trainer = pl.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(task, data)
-    return trainer
+sys.path.insert(0, os.path.dirname(__file__))
+from motion_qa_helpers import fit_task  # noqa: E402
 
 
 def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -45,7 +33,7 @@ def test_stages_train_only_their_parts(
     task = VideoQATask(**tiny_task_kwargs(stage=stage))
     data = VideoQADataModule(train=motion_qa["train"], num_frames=8, crop_size=64, batch_size=4)
     encoder, llm, projector = _snapshot(task.encoder), _snapshot(task.llm), _snapshot(task.projector)
-    trainer = _fit(task, data, tmp_path)
+    trainer = fit_task(task, data, tmp_path)
     optimized = {id(p) for group in trainer.optimizers[0].param_groups for p in group["params"]}
     assert not any(p.requires_grad for p in task.encoder.parameters())
     assert not task.encoder.training  # frozen parts stay in eval mode during fit
@@ -71,7 +59,7 @@ def test_generation_scoring_and_checkpoint_round_trip(
     torch.manual_seed(0)
     task = VideoQATask(**tiny_task_kwargs(stage="full", max_new_tokens=4))
     data = VideoQADataModule(train=motion_qa["train"], val=motion_qa["val"], num_frames=8, crop_size=64, batch_size=4)
-    trainer = _fit(task, data, tmp_path)
+    trainer = fit_task(task, data, tmp_path)
     path = tmp_path / "head.ckpt"
     trainer.save_checkpoint(path)
     saved = torch.load(path, weights_only=True)["state_dict"]
