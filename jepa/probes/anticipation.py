@@ -93,7 +93,10 @@ class AnticipationProbe(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Tokens ``(B, N, D)`` → ``{"verb", "noun", "action"}`` logits ``(B, C_*)``."""
-        q = self.pooler(x)  # (B, 3, D)
+        return self.classify(self.pooler(x))  # (B, 3, D) pooled queries
+
+    def classify(self, q: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pooled queries ``(B, 3, D)`` (verb, noun, action) → ``{"verb", "noun", "action"}`` logits ``(B, C_*)``."""
         return {
             "verb": self.verb_classifier(q[:, 0]),
             "noun": self.noun_classifier(q[:, 1]),

@@ -20,6 +20,7 @@ from jepa.data.ek100 import ClassMapping
 from jepa.losses import sigmoid_focal_loss
 from jepa.metrics.recall import MeanClassRecall
 from jepa.probes.anticipation import HEAD_NAMES, AnticipationProbe, infer_anticipation_probe_config
+from jepa.probes.batched import stacked_pooler_forward
 from jepa.probes.layouts import load_probe_state_dict, official_probe_state_dict, save_official_probe
 from jepa.probes.sweep import ProbeSweep, sweep_hparams
 from jepa.tasks.base import BaseTask, EncoderSpec, build_encoder
@@ -66,6 +67,8 @@ class AnticipationTask(BaseTask):
             ``probe_checkpoint``, or from the data module's mapping at ``setup``.
         class_mapping: a mapping JSON (:class:`jepa.data.ek100.ClassMapping`), for head sizes and class names.
         probe_num_heads, probe_depth, probe_norm_eps, probe_activation_checkpointing: pooler architecture.
+        probe_stacked: run the heads' poolers through :func:`jepa.probes.batched.stacked_pooler_forward`
+            (key/value-free cross-attention over the shared tokens; same outputs and state dicts as the loop).
         lrs, weight_decays, start_lr, final_lr, final_weight_decay, warmup_epochs, heads: the sweep (EK100 grid
             5 LR × 4 WD by default; see :class:`jepa.tasks.probe.ProbeTask`).
         betas, eps: AdamW.
@@ -98,6 +101,7 @@ class AnticipationTask(BaseTask):
         probe_depth: int = 4,
         probe_norm_eps: float = 1e-5,
         probe_activation_checkpointing: bool = True,
+        probe_stacked: bool = False,
         lrs: list[float] | None = None,
         weight_decays: list[float] | None = None,
         start_lr: float | None = None,
@@ -134,6 +138,7 @@ class AnticipationTask(BaseTask):
             "norm_eps": probe_norm_eps,
             "use_activation_checkpointing": probe_activation_checkpointing,
         }
+        self.probe_stacked = probe_stacked
         self.head_hparams = sweep_hparams(
             "AnticipationTask",
             heads,
@@ -334,7 +339,7 @@ class AnticipationTask(BaseTask):
         if batch["video"].numel() == 0:  # every segment of the batch failed to decode
             return None
         tokens = self.features(batch["video"], batch["anticipation_time"])
-        losses = torch.stack([self.head_loss(head(tokens), batch) for head in self.sweep.heads])  # (heads,)
+        losses = torch.stack([self.head_loss(out, batch) for out in self.heads_forward(tokens)])  # (heads,)
         bsz = batch["video"].shape[0]
         self.log("train/loss", losses.mean(), prog_bar=True, batch_size=bsz)
         self.log("train/best_loss", losses.min(), batch_size=bsz)
@@ -345,8 +350,16 @@ class AnticipationTask(BaseTask):
     # ------------------------------------------------------------------ evaluation
     def head_logits(self, batch: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
         """Per head ``{"verb", "noun", "action"}`` logits ``(B, C_*)``."""
-        tokens = self.features(batch["video"], batch["anticipation_time"])
-        return [head(tokens) for head in self.sweep.heads]
+        return self.heads_forward(self.features(batch["video"], batch["anticipation_time"]))
+
+    def heads_forward(self, tokens: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """Tokens ``(B, N, D)`` → per head ``{"verb", "noun", "action"}`` logits (head-batched if ``probe_stacked``)."""
+        assert self.sweep is not None
+        heads = list(self.sweep.heads)
+        if not self.probe_stacked:
+            return [head(tokens) for head in heads]
+        pooled = stacked_pooler_forward([head.pooler for head in heads], tokens)  # (H, B, 3, D)
+        return [head.classify(q) for head, q in zip(heads, pooled, strict=True)]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         if batch["video"].numel() == 0:

@@ -116,3 +116,18 @@ def test_validate_released_probe_file_matches_hand_metric(tiny_anticipation, tmp
 
 def test_mapping_path() -> None:
     assert mapping_path_for("/x/probe.pt") == Path("/x/probe.classes.json")
+
+
+def test_stacked_heads_give_the_loop_logits() -> None:
+    """`probe_stacked=True` gives the loop's verb / noun / action logits for every head."""
+    torch.manual_seed(0)
+    loop = tiny_task(num_verbs=3, num_nouns=2, num_actions=4)
+    stacked = tiny_task(num_verbs=3, num_nouns=2, num_actions=4, probe_stacked=True)
+    stacked.sweep.load_state_dict(loop.sweep.state_dict())
+    tokens = torch.randn(2, 16, loop.sweep.heads[0].pooler.embed_dim)
+    expected, got = loop.heads_forward(tokens), stacked.heads_forward(tokens)
+    assert len(got) == len(expected) == 2
+    for e, g in zip(expected, got, strict=True):
+        assert g.keys() == e.keys() == {"verb", "noun", "action"}
+        for name in e:
+            torch.testing.assert_close(g[name], e[name], rtol=1e-5, atol=1e-5)
