@@ -150,26 +150,16 @@ def main():
     pool = dataset(a.pool, 3, a, classes)[0]
     print(f"data {time.time() - t0:.1f}s", flush=True)
     heads = max(1, a.width // 64)
+    encoder_overrides = dict(img_size=a.size, num_frames=a.frames, depth=a.depth, patch_size=a.patch,
+                             embed_dim=a.width, num_heads=heads)  # fmt: skip
+    predictor_overrides = dict(embed_dim=a.pwidth, depth=a.pdepth, num_heads=4, num_mask_tokens=10)
     task = PretrainTask(
-        encoder="vit_tiny",
-        encoder_overrides=dict(
-            img_size=a.size, num_frames=a.frames, depth=a.depth, patch_size=a.patch, embed_dim=a.width, num_heads=heads
-        ),
-        predictor_overrides=dict(embed_dim=a.pwidth, depth=a.pdepth, num_heads=4, num_mask_tokens=10),
-        ipe=25,
-        epochs=1000,
-        warmup_epochs=1,
-        start_lr=a.lr / 5,
-        lr=a.lr,
-        final_lr=a.lr,
-    )
+        encoder="vit_tiny", encoder_overrides=encoder_overrides, predictor_overrides=predictor_overrides,
+        ipe=25, epochs=1000, warmup_epochs=1, start_lr=a.lr / 5, lr=a.lr, final_lr=a.lr,
+    )  # fmt: skip
     rand = PretrainTask(
-        encoder="vit_tiny",
-        encoder_overrides=dict(
-            img_size=a.size, num_frames=a.frames, depth=a.depth, patch_size=a.patch, embed_dim=a.width, num_heads=heads
-        ),
-        predictor_overrides=dict(embed_dim=a.pwidth, depth=a.pdepth, num_heads=4, num_mask_tokens=10),
-    ).target_encoder
+        encoder="vit_tiny", encoder_overrides=encoder_overrides, predictor_overrides=predictor_overrides
+    ).target_encoder  # a fresh encoder of the same architecture (next draws of the seeded RNG)
     probe_all(rand, train, val, a, "random", attentive=a.attentive)
     collator = MaskCollator(
         dataset_fpcs=[a.frames], crop_size=a.size, patch_size=a.patch, tubelet_size=2, seed_mode="shared"

@@ -34,17 +34,7 @@ class KVCache:
             self.keys.append(k.contiguous())  # own storage: views would keep the whole fused qkv buffer alive
             self.values.append(v.contiguous())
         else:
-            cached_k, cached_v = self.keys[layer], self.values[layer]
-            if cached_k.shape[0] != k.shape[0]:
-                if cached_k.shape[0] != 1:
-                    raise ValueError(
-                        f"KVCache.extend: cache batch {cached_k.shape[0]} cannot be broadcast to new tokens' batch "
-                        f"{k.shape[0]} (only a batch-1 cache broadcasts); call expand() first"
-                    )
-                cached_k = cached_k.expand(k.shape[0], -1, -1, -1)
-                cached_v = cached_v.expand(k.shape[0], -1, -1, -1)
-            self.keys[layer] = torch.cat([cached_k, k], dim=2)  # (B, heads, N + n, hd)
-            self.values[layer] = torch.cat([cached_v, v], dim=2)
+            self.keys[layer], self.values[layer] = self._concat(layer, k, v, "extend")  # (B, heads, N + n, hd)
         return self.keys[layer], self.values[layer]
 
     def peek(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,12 +42,16 @@ class KVCache:
         whose keys/values are never needed again (saves keeping them alive; the cache is unchanged)."""
         if layer >= len(self.keys):
             return k, v
+        return self._concat(layer, k, v, "peek")
+
+    def _concat(self, layer: int, k: torch.Tensor, v: torch.Tensor, caller: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cached keys/values of ``layer`` (a batch-1 cache broadcast to ``k``'s batch) followed by ``k, v``."""
         cached_k, cached_v = self.keys[layer], self.values[layer]
         if cached_k.shape[0] != k.shape[0]:
             if cached_k.shape[0] != 1:
                 raise ValueError(
-                    f"KVCache.peek: cache batch {cached_k.shape[0]} cannot be broadcast to new tokens' batch "
-                    f"{k.shape[0]} (only a batch-1 cache broadcasts)"
+                    f"KVCache.{caller}: cache batch {cached_k.shape[0]} cannot be broadcast to new tokens' batch "
+                    f"{k.shape[0]} (only a batch-1 cache broadcasts); call expand() first"
                 )
             cached_k = cached_k.expand(k.shape[0], -1, -1, -1)
             cached_v = cached_v.expand(k.shape[0], -1, -1, -1)
