@@ -20,6 +20,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from jepa.checkpoints import load_lightning_checkpoint
+
 ExportLayout = Literal["jepa", "official", "hf"]
 WhichEncoder = Literal["target_encoder", "encoder"]
 
@@ -27,13 +29,20 @@ WhichEncoder = Literal["target_encoder", "encoder"]
 def task_from_checkpoint(ckpt: str | os.PathLike[str]) -> Any:
     """Rebuild the :class:`~jepa.tasks.pretrain.PretrainTask` of a Lightning checkpoint with its weights.
 
-    The architecture comes from the checkpoint's ``hyper_parameters`` (encoder name and overrides, predictor
-    overrides); ``anneal_from`` is not re-read. Loading is strict.
+    ``ckpt`` is a ``.ckpt`` file or a sharded directory of ``ModelParallelStrategy(save_distributed_checkpoint=
+    True)``, gathered in this process (:func:`jepa.checkpoints.load_lightning_checkpoint`). The architecture comes
+    from the checkpoint's ``hyper_parameters`` (encoder name and overrides, predictor overrides); ``anneal_from`` is
+    not re-read. Loading is strict.
     """
+    return _task_and_step(ckpt)[0]
+
+
+def _task_and_step(ckpt: str | os.PathLike[str]) -> tuple[Any, int]:
+    """:func:`task_from_checkpoint` plus the checkpoint's ``global_step`` (the checkpoint is read once)."""
     from jepa.tasks.pretrain import PretrainTask
 
     path = os.fspath(ckpt)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_lightning_checkpoint(path)
     if "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise KeyError(
             f"export: {path} has keys {sorted(checkpoint)[:8]}; expected a Lightning checkpoint of PretrainTask "
@@ -50,7 +59,7 @@ def task_from_checkpoint(ckpt: str | os.PathLike[str]) -> Any:
         hparams.pop(key)
     task = PretrainTask(**hparams)
     task.load_state_dict(checkpoint["state_dict"], strict=True)
-    return task
+    return task, int(checkpoint.get("global_step", 0))
 
 
 def _cpu(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -61,7 +70,8 @@ def export(ckpt: str, output_dir: str, to: ExportLayout = "jepa", which: WhichEn
     """Export the encoder and predictor of a pretraining checkpoint (Lightning ``.ckpt``) to a released layout.
 
     Args:
-        ckpt: a Lightning checkpoint written while training :class:`jepa.tasks.pretrain.PretrainTask`.
+        ckpt: a Lightning checkpoint (``.ckpt`` file or a sharded ``save_distributed_checkpoint: true``
+            directory) written while training :class:`jepa.tasks.pretrain.PretrainTask`.
         output_dir: output directory (created).
         to: ``jepa`` (config.json + model.safetensors), ``official`` (``output_dir/model.pt`` with ``encoder``,
             ``target_encoder``, ``predictor``) or ``hf`` (transformers ``VJEPA2Model`` directory).
@@ -77,7 +87,7 @@ def export(ckpt: str, output_dir: str, to: ExportLayout = "jepa", which: WhichEn
         raise ValueError(f"export: to must be 'jepa', 'official' or 'hf', got {to!r}")
     if which not in ("target_encoder", "encoder"):
         raise ValueError(f"export: which must be 'target_encoder' or 'encoder', got {which!r}")
-    task = task_from_checkpoint(ckpt)
+    task, step = _task_and_step(ckpt)
     encoder, predictor = getattr(task, which), task.predictor
     out = Path(output_dir)
     if to == "jepa":
@@ -86,7 +96,6 @@ def export(ckpt: str, output_dir: str, to: ExportLayout = "jepa", which: WhichEn
         return save_hf(out, encoder, predictor)
     out.mkdir(parents=True, exist_ok=True)
     prefix = "module.backbone."
-    step = int(torch.load(os.fspath(ckpt), map_location="cpu", weights_only=True).get("global_step", 0))
     official: dict[str, Any] = {
         "encoder": layouts.add_prefix(_cpu(task.encoder), prefix),
         "target_encoder": layouts.add_prefix(_cpu(task.target_encoder), prefix),

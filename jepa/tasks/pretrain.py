@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jepa.checkpoints import checkpoint_state_keys, load_lightning_checkpoint
 from jepa.encoders.layers import Block
 from jepa.encoders.masking import apply_masks
 from jepa.optim import (
@@ -334,6 +335,7 @@ class PretrainTask(BaseTask):
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
         """Optimizer step, then the EMA update (called by Lightning only at accumulation boundaries)."""
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        _fill_unused_optimizer_state(getattr(optimizer, "optimizer", optimizer))
         momentum = self.momentum_schedule.value(self.trainer.global_step + 1)  # global_step: steps before this one
         ema_update(*_ema_tensors(self.target_encoder, self.encoder), momentum)
         self.ema_updates += 1
@@ -436,6 +438,28 @@ class PretrainTask(BaseTask):
         return int(getattr(cfg, "tubelet_size", 2))
 
 
+def _fill_unused_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Give every parameter that never had a gradient a fresh AdamW state (step 0, zero moments).
+
+    The predictor holds ``num_mask_tokens`` mask tokens and a recipe uses only as many as it has mask configs; AdamW
+    creates state lazily, so the unused tokens have none. Lightning's sharded (FSDP2 ``save_distributed_checkpoint:
+    true``) resume asks for the state of every parameter and fails on the missing ones. The filled state is exactly
+    what AdamW would create at a parameter's first gradient, and AdamW skips parameters without gradients, so the
+    training is unchanged; checkpoints then hold the state of every parameter.
+    """
+    template = next((state for state in optimizer.state.values() if state), None)
+    if template is None:
+        return
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            if optimizer.state.get(param):
+                continue
+            optimizer.state[param] = {
+                key: torch.zeros_like(value) if key == "step" else torch.zeros_like(param)
+                for key, value in template.items()
+            }
+
+
 def _refuse_fsdp1(task: pl.LightningModule) -> None:
     """Raise under Lightning's ``FSDPStrategy`` (FSDP1); see :meth:`PretrainTask.configure_model`."""
     from lightning.pytorch.strategies import FSDPStrategy
@@ -485,15 +509,16 @@ def _ema_tensors(target: nn.Module, online: nn.Module) -> tuple[list[torch.Tenso
 
 
 def _check_checkpoint_keys(task: nn.Module, path: Any) -> None:
-    """Raise unless the full (single-file) checkpoint ``path`` holds every entry of ``task.state_dict()``.
+    """Raise unless the Lightning checkpoint ``path`` holds every entry of ``task.state_dict()``.
 
     Under FSDP2 Lightning loads the model non-strictly (see :meth:`PretrainTask.configure_model`); this restores
-    the missing-key check. The file is memory-mapped, so only its keys are read. Sharded (directory) checkpoints
-    are checked by ``torch.distributed.checkpoint`` itself.
+    the missing-key check. Only the keys are read: a file is memory-mapped, a sharded directory
+    (``save_distributed_checkpoint=True``) gives them from its ``.metadata`` index
+    (:func:`jepa.checkpoints.checkpoint_state_keys`).
     """
-    if path is None or not os.path.isfile(path):
+    if path is None or not os.path.exists(path):
         return
-    saved = torch.load(path, map_location="cpu", mmap=True, weights_only=True).get("state_dict", {})
+    saved = checkpoint_state_keys(path)
     expected = list(task.state_dict())  # references only, no gather
     missing = [name for name in expected if name not in saved]
     if missing:
@@ -561,13 +586,16 @@ def read_pretrain_checkpoint(path: str) -> tuple[dict[str, dict[str, torch.Tenso
 
     Args:
         path: a Lightning ``.ckpt`` of :class:`PretrainTask` (``state_dict`` with ``encoder.``, ``predictor.``,
-            ``target_encoder.`` prefixes, ``optimizer_states``) or an official ``.pt`` (keys ``encoder``,
+            ``target_encoder.`` prefixes, ``optimizer_states``), a sharded Lightning checkpoint directory
+            (``ModelParallelStrategy(save_distributed_checkpoint=True)``, gathered in this process by
+            :func:`jepa.checkpoints.load_lightning_checkpoint`) or an official ``.pt`` (keys ``encoder``,
             ``predictor``, ``target_encoder``, ``opt``; ``module.`` / ``backbone.`` prefixes removed).
 
     Returns:
-        ``({"encoder": sd, "predictor": sd, "target_encoder": sd}, optimizer_state_or_None)``.
+        ``({"encoder": sd, "predictor": sd, "target_encoder": sd}, optimizer_state_or_None)``; the optimizer
+        state's parameter ids are read by position in param-group order (see ``_load_optimizer_state``).
     """
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = load_lightning_checkpoint(path)
     names = ("encoder", "predictor", "target_encoder")
     if "state_dict" in ckpt:
         flat = ckpt["state_dict"]

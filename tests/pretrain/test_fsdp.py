@@ -126,9 +126,13 @@ def test_fsdp_anneal_from_loads_the_optimizer_state_like_ddp(runs):
     ddp, fsdp = _load(ddp_path), _load(root / "anneal_ckpts" / "step=1.ckpt")
     assert _max_diff(fsdp["state_dict"], ddp["state_dict"]) <= TOL  # the loaded moments shape the first update
     moments = [_moments_by_position(c["optimizer_states"][0]) for c in (fsdp, ddp)]
-    for pos, state in moments[1].items():  # FSDP also holds zero states for the never-used mask tokens
-        assert float(moments[0][pos]["step"]) == float(state["step"]) == 4.0  # 3 loaded + 1
+    assert moments[0].keys() == moments[1].keys()
+    steps = []
+    for pos, state in moments[1].items():
+        steps.append(float(state["step"]))
+        assert float(moments[0][pos]["step"]) == steps[-1] in (0.0, 4.0)  # 3 loaded + 1; 0: never-used mask tokens
         assert (moments[0][pos]["exp_avg"] - state["exp_avg"]).abs().max().item() <= TOL, pos
+    assert steps.count(4.0) > steps.count(0.0) > 0
 
 
 def test_fsdp_checkpoint_exports(runs, tmp_path):
