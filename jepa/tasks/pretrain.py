@@ -20,6 +20,7 @@ from torch import nn
 from jepa.checkpoints import checkpoint_state_keys, load_lightning_checkpoint
 from jepa.encoders.layers import Block
 from jepa.encoders.masking import apply_masks
+from jepa.metrics.rank import effective_rank
 from jepa.optim import (
     CosineWDSchedule,
     LinearDecaySchedule,
@@ -378,18 +379,21 @@ class PretrainTask(BaseTask):
 
         Returns:
             ``(loss, stats)``: the scalar loss averaged equally over (group, mask) pairs, and detached statistics
-            (``loss_mask{j}``, ``context_tokens_mask{j}``, ``target_tokens_mask{j}``, ``target_std``).
+            (``loss_mask{j}``, ``context_tokens_mask{j}``, ``target_tokens_mask{j}``, ``target_std``,
+            ``target_erank``).
         """
         groups = self.unpack_batch(batch)
         losses: list[torch.Tensor] = []
         per_mask: dict[int, list[torch.Tensor]] = {}
         stats: dict[str, torch.Tensor] = {}
         stds: list[torch.Tensor] = []
+        ranks: list[torch.Tensor] = []
         for i, (clips, masks_enc, masks_pred) in enumerate(groups):
             with torch.no_grad():
                 h = self.target_encoder(clips)  # (B, N, D)
                 h = F.layer_norm(h, (h.size(-1),))  # no affine
                 stds.append(h.float().flatten(0, 1).std(dim=0).mean())
+                ranks.append(effective_rank(h))  # dimensional collapse: → 1 while target_std can stay high
             for j, (m_enc, m_pred) in enumerate(zip(masks_enc, masks_pred, strict=True)):
                 z = self.encoder(clips, masks=[m_enc])  # (B, Kc, D): one context pass per mask config
                 p = self.predictor(z, m_enc, m_pred, mask_index=i)  # (B, Kt, D)
@@ -403,6 +407,7 @@ class PretrainTask(BaseTask):
         for j, values in per_mask.items():
             stats[f"loss_mask{j}"] = torch.stack(values).mean()
         stats["target_std"] = torch.stack(stds).mean()  # collapse indicator: → 0 when features collapse
+        stats["target_erank"] = torch.stack(ranks).mean()
         return loss, stats
 
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:

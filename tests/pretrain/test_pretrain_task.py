@@ -176,6 +176,8 @@ def test_ema_and_schedules_per_optimizer_step_with_accumulation():
     assert float(metrics["train/lr"]) == pytest.approx(1e-3 + (2 / 5) * 1e-3)  # schedule step 2
     assert float(metrics["train/context_tokens_mask0"]) > 0 and float(metrics["train/target_tokens_mask1"]) > 0
     assert 0.5 < float(metrics["train/target_std"]) <= 1.01  # LayerNorm'd targets of a fresh encoder
+    width = task.target_encoder.config.embed_dim
+    assert 2.0 < float(metrics["train/target_erank"]) <= width  # a fresh encoder's targets span many directions
     groups = trainer.optimizers[0].param_groups
     assert [g["name"] for g in groups] == ["encoder", "predictor", "encoder.no_decay", "predictor.no_decay"]
     assert groups[2]["weight_decay"] == 0.0 and groups[0]["weight_decay"] == pytest.approx(

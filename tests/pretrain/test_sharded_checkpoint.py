@@ -165,8 +165,9 @@ def test_resuming_from_the_sharded_directory_is_exact(runs):
     for key, value in straight["state_dict"].items():
         assert torch.equal(resumed["state_dict"][key], value), key
     assert resumed["jepa_pretrain"] == straight["jepa_pretrain"]
-    moments, expected = _moments_by_position(resumed["optimizer_states"][0]), _moments_by_position(
-        straight["optimizer_states"][0]
+    moments, expected = (
+        _moments_by_position(resumed["optimizer_states"][0]),
+        _moments_by_position(straight["optimizer_states"][0]),
     )
     assert moments.keys() == expected.keys()
     for index, state in expected.items():
