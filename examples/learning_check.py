@@ -5,7 +5,14 @@ with the library's `PretrainTask.compute_loss` (the official step: two V-JEPA 2 
 targets, L1) in a plain loop (AdamW with the official parameter groups, linear LR warm-up then constant, constant EMA
 momentum), and probes the frozen target encoder, and a freshly initialised encoder of the same architecture, with the
 light probes of `jepa.evaluation.frozen_probe` on fresh clips (``--ntrain`` / ``--nval``). Every probe line prints
-``{probe: [val top-1 %, train top-1 %]}``.
+``{probe: [val top-1 %, train top-1 %]}`` (``attz``: the attentive probe on per-dimension standardised
+features) and ``erank``, the effective rank of the layer-normed features (:func:`jepa.metrics.effective_rank`).
+
+Scenes (``--scene``): ``object`` (the quickstart data: one object on a static texture), ``pan`` (whole-frame
+translation of a texture) and ``swarm`` (``--nobj`` squares all moving in the class direction on a plain
+background); nuisances: ``--frame_noise`` (pixel noise, new every frame) and ``--flicker`` (coarse random cells, new
+every frame). ``--masks`` replaces the two V-JEPA 2 mask configs (``small`` = 8 blocks at 0.15, ``big`` = 2 blocks
+at 0.7, or ``B:S[,B:S]``).
 
 This is a research harness for iterating on the recipe quickly; the supported path is the CLI quickstart
 (`jepa fit --config quickstart.yaml`, see docs/pretraining.md). Results are in docs/pretraining.md.
@@ -24,6 +31,7 @@ import torch.nn.functional as F
 from jepa.data import synthetic as S
 from jepa.data.masks import MaskCollator
 from jepa.evaluation.frozen_probe import train_probe
+from jepa.metrics import effective_rank
 from jepa.optim.ema import ema_update
 from jepa.tasks.pretrain import PretrainTask
 
@@ -64,8 +72,56 @@ def pan_clip(label, rng, a, classes):
     return (x - MEAN) / STD
 
 
+def swarm_clip(label, rng, a, classes):
+    """`nobj` squares of random colours on a plain background, all moving in the class direction (torus wrap)."""
+    size = a.size
+    ux, uy, _ = S.MOTIONS[classes[label]]
+    speed = float(rng.uniform(a.smin, a.smax))
+    bg = rng.integers(30, 226, size=3).astype(np.float32)
+    pos = rng.uniform(0, size, size=(a.nobj, 2))
+    cols = rng.integers(0, 256, size=(a.nobj, 3)).astype(np.float32)
+    rad = rng.uniform(a.rmin, a.rmax, size=a.nobj) * size
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    frames = []
+    for t in range(0, a.frames * a.step, a.step):
+        img = np.broadcast_to(bg, (size, size, 3)).copy()
+        for k in range(a.nobj):
+            cx = (pos[k, 0] + ux * speed * t) % size
+            cy = (pos[k, 1] + uy * speed * t) % size
+            dx = np.abs(xx - cx)
+            dx = np.minimum(dx, size - dx)  # torus distance
+            dy = np.abs(yy - cy)
+            dy = np.minimum(dy, size - dy)
+            img[(dx <= rad[k]) & (dy <= rad[k])] = cols[k]
+        frames.append(img)
+    frames = np.stack(frames)
+    x = torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 255.0
+    return (x - MEAN) / STD
+
+
+def add_noise(x, rng, a):
+    """Unpredictable nuisances: coarse per-frame flicker (`--flicker`) and pixel noise (`--frame_noise`)."""
+    if a.flicker > 0:  # coarse per-frame clutter: random flicker_cell-px cells, new every frame
+        c = a.flicker_cell
+        n = a.size // c
+        f = rng.uniform(-a.flicker, a.flicker, size=(3, x.shape[1], n, n)).astype(np.float32)
+        f = np.repeat(np.repeat(f, c, axis=2), c, axis=3)
+        x = x + torch.from_numpy(f) / 255.0 / STD
+    if a.frame_noise > 0:
+        n = rng.normal(0, a.frame_noise / 255.0, size=x.shape).astype(np.float32)
+        x = x + torch.from_numpy(n) / STD
+    return x
+
+
 def clip(label, rng, a, classes):
-    """One normalised clip (3, frames, size, size) of class `label`, frames taken every `step` rendered frames."""
+    """One normalised clip (3, frames, size, size) of class `label`, with the nuisances asked for."""
+    return add_noise(clip0(label, rng, a, classes), rng, a)
+
+
+def clip0(label, rng, a, classes):
+    """The clean clip: frames taken every `step` rendered frames of the `--scene`."""
+    if a.scene == "swarm":
+        return swarm_clip(label, rng, a, classes)
     if a.scene == "pan":
         return pan_clip(label, rng, a, classes)
     size = a.size
@@ -97,9 +153,14 @@ def probe_all(enc, train, val, a, tag, attentive=False):
     out = {}
     nc = int(train[1].max()) + 1
     kinds = [("linear", 300, 1e-2), ("temporal", 300, 1e-2)] + ([("attentive", 200, 3e-3)] if attentive else [])
+    mu, sd = ft.mean((0, 1)), ft.std((0, 1)) + 1e-6
     for kind, steps, lr in kinds:
         r = train_probe((ft, train[1]), (fv, val[1]), nc, probe=kind, steps=steps, lr=lr, time_slots=a.frames // 2)
         out[kind] = (round(r.top1 * 100, 1), round(r.train_top1 * 100, 1))
+        if kind == "attentive" and a.zprobe:
+            r = train_probe(((ft - mu) / sd, train[1]), ((fv - mu) / sd, val[1]), nc, probe=kind, steps=steps, lr=lr)
+            out["attz"] = (round(r.top1 * 100, 1), round(r.train_top1 * 100, 1))
+    out["erank"] = round(float(effective_rank(F.layer_norm(ft, ft.shape[-1:]), max_rows=20000)), 1)
     # flatten: keeps token positions
     ftf, fvf = F.layer_norm(ft, ft.shape[-1:]).flatten(1), F.layer_norm(fv, fv.shape[-1:]).flatten(1)
     r = train_probe(
@@ -140,8 +201,16 @@ def main():
     p.add_argument("--attentive", action="store_true")
     p.add_argument("--scene", default="object")
     p.add_argument("--cell", type=int, default=8)
+    p.add_argument("--nobj", type=int, default=8)
+    p.add_argument("--frame_noise", type=float, default=0.0)
+    p.add_argument("--zprobe", action="store_true")
+    p.add_argument("--flicker", type=float, default=0.0)
+    p.add_argument("--flicker_cell", type=int, default=8)
+    p.add_argument("--masks", default="official", help="official | small | big | B:S[,B:S]")
+    p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
+    torch.set_flush_denormal(True)
     torch.manual_seed(a.seed)
     classes = a.classes.split(",")
     t0 = time.time()
@@ -161,8 +230,23 @@ def main():
         encoder="vit_tiny", encoder_overrides=encoder_overrides, predictor_overrides=predictor_overrides
     ).target_encoder  # a fresh encoder of the same architecture (next draws of the seeded RNG)
     probe_all(rand, train, val, a, "random", attentive=a.attentive)
+    from jepa.data.masks import MaskConfig
+
+    if a.masks == "official":
+        cfgs = None
+    else:
+        spec = {"small": "8:0.15", "big": "2:0.7"}.get(a.masks, a.masks)
+        cfgs = [
+            MaskConfig(num_blocks=int(b), spatial_scale=(float(sc), float(sc)))
+            for b, sc in (t.split(":") for t in spec.split(","))
+        ]
     collator = MaskCollator(
-        dataset_fpcs=[a.frames], crop_size=a.size, patch_size=a.patch, tubelet_size=2, seed_mode="shared"
+        mask_configs=cfgs,
+        dataset_fpcs=[a.frames],
+        crop_size=a.size,
+        patch_size=a.patch,
+        tubelet_size=2,
+        seed_mode="shared",
     )
     opt = task.configure_optimizers()
     g = torch.Generator().manual_seed(a.seed)
