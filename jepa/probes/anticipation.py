@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from jepa.probes.pooler import AttentivePooler
+from jepa.probes.classifier import ProbeConfigBase
 
 HEAD_NAMES = ("verb", "noun", "action")
 
 
 @dataclass(frozen=True)
-class AnticipationProbeConfig:
+class AnticipationProbeConfig(ProbeConfigBase):
     """Architecture of an :class:`AnticipationProbe` (official: 16 heads, depth 4, LN eps 1e-5)."""
 
     embed_dim: int
@@ -34,9 +34,6 @@ class AnticipationProbeConfig:
     mlp_ratio: float = 4.0
     qkv_bias: bool = True
     norm_eps: float = 1e-5
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class AnticipationProbe(nn.Module):
@@ -71,17 +68,7 @@ class AnticipationProbe(nn.Module):
         self.config = AnticipationProbeConfig(
             embed_dim, num_verbs, num_nouns, num_actions, num_heads, depth, mlp_ratio, qkv_bias, norm_eps
         )
-        self.pooler = AttentivePooler(
-            embed_dim,
-            num_queries=3,
-            num_heads=num_heads,
-            depth=depth,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            norm_eps=norm_eps,
-            init_std=init_std,
-            use_activation_checkpointing=use_activation_checkpointing,
-        )
+        self.pooler = self.config.build_pooler(3, init_std, use_activation_checkpointing)  # queries: verb, noun, action
         self.verb_classifier = nn.Linear(embed_dim, num_verbs, bias=True)
         self.noun_classifier = nn.Linear(embed_dim, num_nouns, bias=True)
         self.action_classifier = nn.Linear(embed_dim, num_actions, bias=True)

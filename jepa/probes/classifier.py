@@ -2,7 +2,7 @@
 
 Spec: probes.md §1. State-dict keys are the official ones without ``module.``: ``pooler.*`` and ``linear.*``.
 Other heads (EK100 anticipation with 3 queries and verb/noun/action linears, the MLLM projector) build on the same
-:class:`AttentivePooler` rather than on this class.
+:class:`AttentivePooler` rather than on this class; probe configs share :class:`ProbeConfigBase`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,44 @@ from torch import nn
 from jepa.probes.pooler import AttentivePooler
 
 
+class ProbeConfigBase:
+    """Methods shared by the frozen probe-config dataclasses (:class:`ProbeConfig`, ``AnticipationProbeConfig``).
+
+    Each subclass declares its own fields, in its own order (``embed_dim``, its class counts, then the pooler fields
+    below), so its positional constructor and :func:`dataclasses.asdict` layout stay its own.
+    """
+
+    embed_dim: int
+    num_heads: int
+    depth: int
+    mlp_ratio: float
+    qkv_bias: bool
+    norm_eps: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict (:func:`dataclasses.asdict`), in declaration order."""
+        return asdict(self)  # type: ignore[call-overload]
+
+    def build_pooler(
+        self, num_queries: int, init_std: float = 0.02, use_activation_checkpointing: bool = False
+    ) -> AttentivePooler:
+        """The :class:`AttentivePooler` of this architecture with ``num_queries`` queries: tokens ``(B, N, D)`` →
+        ``(B, num_queries, D)``."""
+        return AttentivePooler(
+            self.embed_dim,
+            num_queries=num_queries,
+            num_heads=self.num_heads,
+            depth=self.depth,
+            mlp_ratio=self.mlp_ratio,
+            qkv_bias=self.qkv_bias,
+            norm_eps=self.norm_eps,
+            init_std=init_std,
+            use_activation_checkpointing=use_activation_checkpointing,
+        )
+
+
 @dataclass(frozen=True)
-class ProbeConfig:
+class ProbeConfig(ProbeConfigBase):
     """Architecture of an :class:`AttentiveClassifier` (official defaults: 16 heads, depth 4, LN eps 1e-5).
 
     Attributes:
@@ -37,9 +73,6 @@ class ProbeConfig:
     mlp_ratio: float = 4.0
     qkv_bias: bool = True
     norm_eps: float = 1e-5
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class AttentiveClassifier(nn.Module):
@@ -71,17 +104,7 @@ class AttentiveClassifier(nn.Module):
     ) -> None:
         super().__init__()
         self.config = ProbeConfig(embed_dim, num_classes, num_heads, depth, mlp_ratio, qkv_bias, norm_eps)
-        self.pooler = AttentivePooler(
-            embed_dim,
-            num_queries=1,
-            num_heads=num_heads,
-            depth=depth,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            norm_eps=norm_eps,
-            init_std=init_std,
-            use_activation_checkpointing=use_activation_checkpointing,
-        )
+        self.pooler = self.config.build_pooler(1, init_std, use_activation_checkpointing)
         self.linear = nn.Linear(embed_dim, num_classes, bias=True)
 
     @classmethod

@@ -21,9 +21,10 @@ from jepa.losses import sigmoid_focal_loss
 from jepa.metrics.recall import MeanClassRecall
 from jepa.probes.anticipation import HEAD_NAMES, AnticipationProbe, infer_anticipation_probe_config
 from jepa.probes.batched import stacked_pooler_forward
-from jepa.probes.layouts import load_probe_state_dict, official_probe_state_dict, save_official_probe
-from jepa.probes.sweep import ProbeSweep, sweep_hparams
-from jepa.tasks.base import BaseTask, EncoderSpec, build_encoder
+from jepa.probes.layouts import load_probe_state_dict
+from jepa.probes.sweep import ProbeSweep
+from jepa.tasks.base import EncoderSpec, build_encoder
+from jepa.tasks.sweep import SweepProbeTask
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def mapping_path_for(probe_path: str | os.PathLike[str]) -> Path:
     return probe_path.with_name(probe_path.stem + ".classes.json")
 
 
-class AnticipationTask(BaseTask):
+class AnticipationTask(SweepProbeTask):
     """Train (``fit``) or evaluate (``validate`` / ``predict``) EK100-style anticipation probes.
 
     Each batch is encoded once (no grad, eval mode, under the trainer's autocast — ``bf16-mixed`` in the recipes);
@@ -80,6 +81,10 @@ class AnticipationTask(BaseTask):
             class mapping beside it, ``<stem>.classes.json``).
         save_frozen: keep encoder and predictor in Lightning checkpoints.
     """
+
+    task_name = "AnticipationTask"
+    best_score_buffer = "best_action_recall"
+    best_score_label = "val action R@5"
 
     def __init__(
         self,
@@ -132,29 +137,28 @@ class AnticipationTask(BaseTask):
         self.mask_index = mask_index
         self.frames_per_second = frames_per_second
         self.num_output_frames = num_output_frames
-        self.probe_kwargs = {
-            "num_heads": probe_num_heads,
-            "depth": probe_depth,
-            "norm_eps": probe_norm_eps,
-            "use_activation_checkpointing": probe_activation_checkpointing,
-        }
-        self.probe_stacked = probe_stacked
-        self.head_hparams = sweep_hparams(
-            "AnticipationTask",
-            heads,
-            EK100_LRS if lrs is None else lrs,
-            EK100_WDS if weight_decays is None else weight_decays,
+        self.init_sweep(
+            EK100_LRS,
+            EK100_WDS,
+            probe_num_heads=probe_num_heads,
+            probe_depth=probe_depth,
+            probe_norm_eps=probe_norm_eps,
+            probe_activation_checkpointing=probe_activation_checkpointing,
+            probe_stacked=probe_stacked,
+            lrs=lrs,
+            weight_decays=weight_decays,
             start_lr=start_lr,
             final_lr=final_lr,
             final_weight_decay=final_weight_decay,
             warmup_epochs=warmup_epochs,
+            heads=heads,
+            betas=betas,
+            eps=eps,
+            predict_top_k=predict_top_k,
+            export_best_probe=export_best_probe,
         )
-        self.betas = tuple(betas)
-        self.eps = eps
         self.focal_alpha = focal_alpha
         self.focal_gamma = focal_gamma
-        self.predict_top_k = predict_top_k
-        self.export_best_probe = export_best_probe
         self.class_mapping = ClassMapping.load(class_mapping) if class_mapping else None
         super().__init__(save_frozen=save_frozen)
         ignore = [
@@ -230,9 +234,8 @@ class AnticipationTask(BaseTask):
             self.register_frozen("predictor", predictor)
         else:
             self.predictor = None
-        self.sweep: ProbeSweep | None = None
-        self.register_buffer("best_head", torch.zeros((), dtype=torch.long))
-        self.register_buffer("best_action_recall", torch.full((), -1.0))
+        self.sweep: ProbeSweep | None = None  # built by build_heads once the class counts are known
+        self.register_best_head()  # best head by validation action recall: `best_head`, `best_action_recall`
 
     def build_heads(self, num_verbs: int, num_nouns: int, num_actions: int) -> None:
         """Create the sweep of probes and their metrics (done once the class counts are known)."""
@@ -273,18 +276,8 @@ class AnticipationTask(BaseTask):
         """Load an official EK100 probe file (``classifiers`` list, ``module.`` keys) into the heads."""
         if self.sweep is None:
             raise RuntimeError("AnticipationTask.load_probe: build the heads first")
-        from jepa.hub.pretrained import read_torch
-        from jepa.hub.sources import resolve_source
-
-        raw = read_torch(resolve_source(source).path)
-        if index is not None:
-            states = [official_probe_state_dict(raw, index)]
-        else:
-            count = len(raw["classifiers"]) if isinstance(raw, dict) and "classifiers" in raw else 1
-            states = [official_probe_state_dict(raw, i) for i in range(min(count, len(self.sweep)))]
-        for head, state in zip(self.sweep.heads, states, strict=False):  # official: zip(classifiers, heads)
-            head.load_state_dict(state, strict=True)
-        log.info("AnticipationTask: loaded %d classifier(s) from %s", len(states), source)
+        count = self.load_official_heads(source, index)
+        log.info("AnticipationTask: loaded %d classifier(s) from %s", count, source)
 
     # ------------------------------------------------------------------ features
     def future_target_ids(self, anticipation_time: torch.Tensor, num_tokens: int, per_slot: int) -> torch.Tensor:
@@ -319,15 +312,6 @@ class AnticipationTask(BaseTask):
         return torch.cat([x, pred.to(x.dtype)], dim=1)  # (B, N + Nt, D)
 
     # ------------------------------------------------------------------ training
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        assert self.sweep is not None
-        trainer = self.trainer
-        return self.sweep.build_optimizer(trainer.estimated_stepping_batches, trainer.max_epochs, self.betas, self.eps)
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        # Official schedulers step before the forward: the k-th iteration uses value(k).
-        self.sweep.apply_schedules(self.trainer.optimizers[0], self.global_step + 1)
-
     def head_loss(self, logits: dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
         """Focal loss (summed) of verb + noun + action for one head."""
         return sum(
@@ -387,8 +371,7 @@ class AnticipationTask(BaseTask):
             self.log(f"val/best_head_{name}_top5_acc", torch.nan_to_num(accuracy[name][best], nan=-1.0))
         self.log("val/best_head", float(best))
         if not self.trainer.sanity_checking:
-            self.best_head.fill_(best)
-            self.best_action_recall.fill_(float(recall["action"][best]))
+            self.keep_best_head(best, float(recall["action"][best]))
 
     # ------------------------------------------------------------------ predict / export
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any] | None:
@@ -437,16 +420,7 @@ class AnticipationTask(BaseTask):
     def export_probe(self, path: str | os.PathLike[str], all_heads: bool = False) -> Path:
         """Write the best head (or all heads, best first) as an official probe file, and the class mapping beside it
         (``<stem>.classes.json``) when known."""
-        best = int(self.best_head)
-        order = [best] + [i for i in range(len(self.sweep)) if i != best] if all_heads else [best]
-        epoch = self.current_epoch if self._trainer is not None else 0
-        out = save_official_probe(path, [self.sweep.heads[i].state_dict() for i in order], epoch=epoch)
+        out = super().export_probe(path, all_heads)
         if self.class_mapping is not None:
             self.class_mapping.save(mapping_path_for(out))
         return out
-
-    def on_fit_end(self) -> None:
-        if self.export_best_probe and self.global_rank == 0:
-            path = self.export_probe(self.export_best_probe)
-            log.info("AnticipationTask: best head %d (val action R@5 %.2f) written to %s", int(self.best_head),
-                     float(self.best_action_recall), path)  # fmt: skip

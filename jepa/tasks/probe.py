@@ -23,9 +23,10 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from jepa.probes.classifier import AttentiveClassifier
-from jepa.probes.layouts import load_probe_state_dict, save_official_probe
-from jepa.probes.sweep import ProbeSweep, sweep_hparams
-from jepa.tasks.base import BaseTask, EncoderSpec, build_encoder
+from jepa.probes.layouts import load_probe_state_dict
+from jepa.probes.sweep import ProbeSweep
+from jepa.tasks.base import EncoderSpec, build_encoder
+from jepa.tasks.sweep import SweepProbeTask
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def read_class_map(path: str | os.PathLike[str]) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-class ProbeTask(BaseTask):
+class ProbeTask(SweepProbeTask):
     """Train (``fit``) or evaluate (``validate`` / ``test`` / ``predict``) attentive probes on a frozen encoder.
 
     Every batch is encoded once (no grad, eval mode, under the trainer's autocast); each segment × view clip is
@@ -98,6 +99,10 @@ class ProbeTask(BaseTask):
         export_best_probe: path of an official-layout probe file written with the best head at the end of ``fit``.
         save_frozen: keep the encoder in Lightning checkpoints (off: it is rebuilt from its source).
     """
+
+    task_name = "ProbeTask"
+    best_score_buffer = "best_top1"
+    best_score_label = "val top-1"
 
     def __init__(
         self,
@@ -138,30 +143,29 @@ class ProbeTask(BaseTask):
         self.encoder_overrides = encoder_overrides
         self.checkpoint_key = checkpoint_key
         self.out_layers = list(out_layers) if out_layers else None
-        self.probe_kwargs = {
-            "num_heads": probe_num_heads,
-            "depth": probe_depth,
-            "norm_eps": probe_norm_eps,
-            "use_activation_checkpointing": probe_activation_checkpointing,
-        }
-        self.probe_stacked = probe_stacked
-        self.head_hparams = sweep_hparams(
-            "ProbeTask",
-            heads,
-            VIDEO_LRS if lrs is None else lrs,
-            VIDEO_WDS if weight_decays is None else weight_decays,
+        self.init_sweep(
+            VIDEO_LRS,
+            VIDEO_WDS,
+            probe_num_heads=probe_num_heads,
+            probe_depth=probe_depth,
+            probe_norm_eps=probe_norm_eps,
+            probe_activation_checkpointing=probe_activation_checkpointing,
+            probe_stacked=probe_stacked,
+            lrs=lrs,
+            weight_decays=weight_decays,
             start_lr=start_lr,
             final_lr=final_lr,
             final_weight_decay=final_weight_decay,
             warmup_epochs=warmup_epochs,
+            heads=heads,
+            betas=betas,
+            eps=eps,
+            predict_top_k=predict_top_k,
+            export_best_probe=export_best_probe,
         )
-        self.betas = tuple(betas)
-        self.eps = eps
         self.accuracy_mode = accuracy
         self.image_frames = image_frames
         self.class_names = read_class_map(class_map) if class_map else None
-        self.predict_top_k = predict_top_k
-        self.export_best_probe = export_best_probe
         super().__init__(save_frozen=save_frozen)
         self.save_hyperparameters(ignore=["encoder"] if not isinstance(encoder, str) else None)
         if probe_checkpoint is not None:
@@ -182,9 +186,7 @@ class ProbeTask(BaseTask):
             self.head_hparams,
             stacked=self.probe_stacked,
         )
-        # Best head by validation top-1 (saved with the checkpoint so predict/export use it after reloading).
-        self.register_buffer("best_head", torch.zeros((), dtype=torch.long))
-        self.register_buffer("best_top1", torch.full((), -1.0))
+        self.register_best_head()  # best head by validation top-1: `best_head`, `best_top1`
 
     def configure_metrics(self) -> None:
         def accuracy(k: int) -> nn.Module:
@@ -203,18 +205,12 @@ class ProbeTask(BaseTask):
             log.info("ProbeTask: loaded classifier %d of %s (%s layout) into head 0", index, source, layout)
             return
         state, layout = load_probe_state_dict(source, index=0)
-        states = [state]
-        if layout == "official":
-            from jepa.hub.pretrained import read_torch
-            from jepa.hub.sources import resolve_source
-            from jepa.probes.layouts import official_probe_state_dict
-
-            raw = read_torch(resolve_source(source).path)
-            count = len(raw["classifiers"]) if isinstance(raw, dict) and "classifiers" in raw else 1
-            states = [official_probe_state_dict(raw, i) for i in range(min(count, len(self.sweep)))]
-        for head, head_state in zip(self.sweep.heads, states, strict=False):  # official: zip(classifiers, heads)
-            head.load_state_dict(head_state, strict=True)
-        log.info("ProbeTask: loaded %d classifier(s) from %s (%s layout)", len(states), source, layout)
+        if layout == "official":  # every classifier, official: zip(classifiers, heads)
+            count = self.load_official_heads(source)
+        else:
+            self.sweep.heads[0].load_state_dict(state, strict=True)
+            count = 1
+        log.info("ProbeTask: loaded %d classifier(s) from %s (%s layout)", count, source, layout)
 
     # ------------------------------------------------------------------ features
     def _to_video(self, clip: torch.Tensor) -> torch.Tensor:
@@ -266,14 +262,6 @@ class ProbeTask(BaseTask):
         return segments if segments and num_clips % segments == 0 else num_clips
 
     # ------------------------------------------------------------------ training
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        trainer = self.trainer
-        return self.sweep.build_optimizer(trainer.estimated_stepping_batches, trainer.max_epochs, self.betas, self.eps)
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        # Official schedulers step before the forward: the k-th iteration uses value(k).
-        self.sweep.apply_schedules(self.trainer.optimizers[0], self.global_step + 1)
-
     def head_logits(self, views: Sequence[torch.Tensor]) -> list[list[torch.Tensor]]:
         """``[head][view]`` logits ``(B, C)``."""
         per_view = [self.sweep(tokens) for tokens in views]  # V × H × (B, C)
@@ -334,8 +322,7 @@ class ProbeTask(BaseTask):
         self.log(f"{stage}/best_top5", top5[best])
         self.log(f"{stage}/best_head", float(best))
         if stage == "val" and not (self._trainer is not None and self.trainer.sanity_checking):
-            self.best_head.fill_(best)
-            self.best_top1.fill_(float(top1[best]))
+            self.keep_best_head(best, float(top1[best]))
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
@@ -361,21 +348,3 @@ class ProbeTask(BaseTask):
         if "label" in batch:
             output["label"] = batch["label"].cpu().tolist()
         return output
-
-    def best_probe_state_dict(self) -> dict[str, torch.Tensor]:
-        """Prefix-free official-layout state dict of the best head."""
-        return {k: v.detach().cpu() for k, v in self.sweep.heads[int(self.best_head)].state_dict().items()}
-
-    def export_probe(self, path: str | os.PathLike[str], all_heads: bool = False) -> Path:
-        """Write the best head (or every head, best first) as an official probe file (``classifiers`` list)."""
-        best = int(self.best_head)
-        order = [best] + [i for i in range(len(self.sweep)) if i != best] if all_heads else [best]
-        states = [self.sweep.heads[i].state_dict() for i in order]
-        epoch = self.current_epoch if self._trainer is not None else 0
-        return save_official_probe(path, states, epoch=epoch)
-
-    def on_fit_end(self) -> None:
-        if self.export_best_probe and self.global_rank == 0:
-            path = self.export_probe(self.export_best_probe)
-            log.info("ProbeTask: best head %d (val top-1 %.2f) written to %s", int(self.best_head),
-                     float(self.best_top1), path)  # fmt: skip
