@@ -208,6 +208,8 @@ def main():
     p.add_argument("--flicker_cell", type=int, default=8)
     p.add_argument("--masks", default="official", help="official | small | big | B:S[,B:S]")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--var_w", type=float, default=0.0, help="PretrainTask variance_weight (not official)")
+    p.add_argument("--cov_w", type=float, default=0.0, help="PretrainTask covariance_weight (not official)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.set_flush_denormal(True)
@@ -225,6 +227,7 @@ def main():
     task = PretrainTask(
         encoder="vit_tiny", encoder_overrides=encoder_overrides, predictor_overrides=predictor_overrides,
         ipe=25, epochs=1000, warmup_epochs=1, start_lr=a.lr / 5, lr=a.lr, final_lr=a.lr,
+        variance_weight=a.var_w, covariance_weight=a.cov_w,
     )  # fmt: skip
     rand = PretrainTask(
         encoder="vit_tiny", encoder_overrides=encoder_overrides, predictor_overrides=predictor_overrides
@@ -269,6 +272,7 @@ def main():
         if step % 50 == 0:
             print(
                 f"step {step} loss {loss.item():.4f} std {stats['target_std'].item():.3f} "
+                f"erank {stats['target_erank'].item():.1f} "
                 f"{(time.time() - t0) / step:.2f}s/step",
                 flush=True,
             )

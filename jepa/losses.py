@@ -1,4 +1,6 @@
-"""Losses shared by the tasks: sigmoid focal loss (EK100 anticipation probes; spec anticipation.md §6)."""
+"""Losses shared by the tasks: sigmoid focal loss (EK100 anticipation probes; spec anticipation.md §6) and the
+variance / covariance penalties (VICReg) that ``PretrainTask`` can add against dimensional collapse (off in every
+paper recipe)."""
 
 from __future__ import annotations
 
@@ -49,3 +51,33 @@ def sigmoid_focal_loss(
     if reduction == "none":
         return loss
     raise ValueError(f"sigmoid_focal_loss: reduction must be 'sum', 'mean' or 'none', got {reduction!r}")
+
+
+def variance_covariance_penalty(
+    features: torch.Tensor, target_std: float = 1.0, eps: float = 1e-4
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """VICReg's variance and covariance terms (Bardes et al., 2022) of a batch of feature vectors.
+
+    Not part of V-JEPA 2: an optional regulariser for small-scale runs whose features collapse onto a few
+    directions (see ``target_erank`` in :class:`~jepa.tasks.pretrain.PretrainTask`).
+
+    Args:
+        features: ``(..., D)``; every leading index is one sample (rows ``(M, D)``, ``M ≥ 2``).
+        target_std: the hinge: dimensions whose standard deviation is below it are penalised.
+        eps: added to the variance before the square root.
+
+    Returns:
+        ``(variance, covariance)`` float32 scalars: ``mean_d relu(target_std − sqrt(var_d + eps))`` and
+        ``Σ_{d≠e} cov_de² / D`` of the centred rows (covariance with the ``M − 1`` denominator).
+    """
+    x = features.reshape(-1, features.shape[-1]).float()  # (M, D)
+    if x.shape[0] < 2:
+        raise ValueError(
+            f"variance_covariance_penalty: need at least 2 feature vectors, got shape {tuple(features.shape)}"
+        )
+    x = x - x.mean(dim=0, keepdim=True)
+    variance = F.relu(target_std - torch.sqrt(x.var(dim=0) + eps)).mean()
+    cov = (x.T @ x) / (x.shape[0] - 1)  # (D, D)
+    off_diagonal = cov - torch.diag_embed(torch.diagonal(cov))
+    covariance = off_diagonal.pow(2).sum() / x.shape[1]
+    return variance, covariance

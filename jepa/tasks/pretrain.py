@@ -20,6 +20,7 @@ from torch import nn
 from jepa.checkpoints import checkpoint_state_keys, load_lightning_checkpoint
 from jepa.encoders.layers import Block
 from jepa.encoders.masking import apply_masks
+from jepa.losses import variance_covariance_penalty
 from jepa.metrics.rank import effective_rank
 from jepa.optim import (
     CosineWDSchedule,
@@ -77,6 +78,10 @@ class PretrainTask(BaseTask):
         ema: ``(start, final)`` EMA momentum, linear over the official length (0.99925 constant).
         betas / eps: AdamW.
         loss_exp: exponent ``e`` of the loss (1.0 = L1).
+        variance_weight, covariance_weight: NOT part of V-JEPA 2 (0 = official, every paper recipe): add
+            VICReg's variance and covariance terms of the context-encoder tokens
+            (:func:`jepa.losses.variance_covariance_penalty`, averaged over (group, mask) pairs) with these weights,
+            against the dimensional collapse of tiny, short runs (logged ``target_erank``).
         activation_checkpointing: checkpoint every block of encoder and predictor.
         anneal_from: cooldown start (official ``anneal_ckpt``): a main-phase checkpoint, either a Lightning
             ``.ckpt`` of this task or an official ``.pt`` (``encoder`` / ``predictor`` / ``target_encoder`` / ``opt``).
@@ -118,6 +123,8 @@ class PretrainTask(BaseTask):
         activation_checkpointing: bool = False,
         anneal_from: str | None = None,
         data_resume: DataResume = "replay",
+        variance_weight: float = 0.0,
+        covariance_weight: float = 0.0,
     ) -> None:
         if lr_schedule not in ("warmup_cosine", "linear_decay"):
             raise ValueError(
@@ -131,6 +138,11 @@ class PretrainTask(BaseTask):
             raise ValueError(f"PretrainTask: data_resume must be 'replay' or 'official', got {data_resume!r}")
         if loss_exp <= 0:
             raise ValueError(f"PretrainTask: loss_exp must be > 0, got {loss_exp}")
+        if variance_weight < 0 or covariance_weight < 0:
+            raise ValueError(
+                f"PretrainTask: variance_weight and covariance_weight must be >= 0, got {variance_weight}, "
+                f"{covariance_weight}"
+            )
         # Plain dict: nn.Module refuses module attributes before __init__ (configure_models runs inside it).
         self._build_args: dict[str, Any] = {
             "encoder": encoder,
@@ -155,6 +167,7 @@ class PretrainTask(BaseTask):
         self.wd_schedule = CosineWDSchedule(weight_decay, final_weight_decay, t_max)
         self.momentum_schedule = MomentumSchedule.from_epochs(ema[0], ema[1], epochs, ipe, ipe_scale)
         self.betas, self.eps, self.loss_exp = tuple(betas), eps, loss_exp
+        self.variance_weight, self.covariance_weight = variance_weight, covariance_weight
         self.ema_updates = 0  # EMA updates done by this process (diagnostics and tests)
         self.data_resume = data_resume
         self._epoch_batches = 0  # batches taken from the loader in the current loader epoch
@@ -388,6 +401,7 @@ class PretrainTask(BaseTask):
         stats: dict[str, torch.Tensor] = {}
         stds: list[torch.Tensor] = []
         ranks: list[torch.Tensor] = []
+        penalties: list[torch.Tensor] = []
         for i, (clips, masks_enc, masks_pred) in enumerate(groups):
             with torch.no_grad():
                 h = self.target_encoder(clips)  # (B, N, D)
@@ -396,6 +410,8 @@ class PretrainTask(BaseTask):
                 ranks.append(effective_rank(h))  # dimensional collapse: → 1 while target_std can stay high
             for j, (m_enc, m_pred) in enumerate(zip(masks_enc, masks_pred, strict=True)):
                 z = self.encoder(clips, masks=[m_enc])  # (B, Kc, D): one context pass per mask config
+                if self.variance_weight or self.covariance_weight:  # not official: see variance_weight
+                    penalties.append(torch.stack(variance_covariance_penalty(z)))  # (2,)
                 p = self.predictor(z, m_enc, m_pred, mask_index=i)  # (B, Kt, D)
                 target = apply_masks(h, [m_pred])  # (B, Kt, D)
                 loss_ij = torch.mean(torch.abs(p - target) ** self.loss_exp) / self.loss_exp
@@ -404,6 +420,11 @@ class PretrainTask(BaseTask):
                 stats[f"context_tokens_mask{j}"] = torch.tensor(float(m_enc.shape[1]))
                 stats[f"target_tokens_mask{j}"] = torch.tensor(float(m_pred.shape[1]))
         loss = torch.stack(losses).mean()
+        if penalties:
+            var_term, cov_term = torch.stack(penalties).mean(dim=0)  # averaged over (group, mask) like the loss
+            stats["jepa_loss"] = loss.detach()
+            stats["variance_penalty"], stats["covariance_penalty"] = var_term.detach(), cov_term.detach()
+            loss = loss + self.variance_weight * var_term + self.covariance_weight * cov_term
         for j, values in per_mask.items():
             stats[f"loss_mask{j}"] = torch.stack(values).mean()
         stats["target_std"] = torch.stack(stds).mean()  # collapse indicator: → 0 when features collapse
