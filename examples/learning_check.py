@@ -208,6 +208,7 @@ def main():
     p.add_argument("--flicker_cell", type=int, default=8)
     p.add_argument("--masks", default="official", help="official | small | big | B:S[,B:S]")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--freeze_patch_embed", action="store_true", help="keep the random patch projection (MoCo v3)")
     p.add_argument("--var_w", type=float, default=0.0, help="PretrainTask variance_weight (not official)")
     p.add_argument("--cov_w", type=float, default=0.0, help="PretrainTask covariance_weight (not official)")
     a = p.parse_args()
@@ -251,6 +252,9 @@ def main():
         tubelet_size=2,
         seed_mode="shared",
     )
+    if a.freeze_patch_embed:
+        for param in task.encoder.patch_embed.parameters():
+            param.requires_grad_(False)
     opt = task.configure_optimizers()
     g = torch.Generator().manual_seed(a.seed)
     t0 = time.time()
