@@ -40,9 +40,11 @@ STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1, 1)
 
 
 def make_app(rng, size, a):
-    """A random appearance with the background (`texture` = library default, `plain`, `noise`) and radius asked for."""
+    """A random appearance with the background (`texture` = library default, `grey`, `plain`, `noise`) and radius."""
     app = S.sample_appearance(rng, size)
-    if a.bg == "plain":
+    if a.bg == "grey":  # the library's texture around a fixed mid-grey: no clip-wide background colour
+        app.background = np.clip(app.background - app.background.mean(axis=(0, 1)) + 128.0, 0, 255).astype(np.float32)
+    elif a.bg == "plain":
         app.background = np.full_like(app.background, rng.integers(30, 226, size=3).astype(np.float32))
     elif a.bg == "noise":
         base = rng.integers(30, 226, size=3).astype(np.float32)
