@@ -43,7 +43,7 @@ def time_steps(task: PretrainTask, batches: list, warmup: int) -> list[float]:
     times = []
     for i, batch in enumerate(batches):
         start = time.perf_counter()
-        loss, _ = task.compute_loss(batch)
+        loss, _ = task.compute_loss(batch, rank=False)  # target_erank is only computed on logging steps
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

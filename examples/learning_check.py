@@ -270,7 +270,7 @@ def main():
             x = x.flip(-1).contiguous()  # hflip (swaps left/right: fine, no labels)
         batch = collator([{"clips": [c]} for c in x])
         task.encoder.train()
-        loss, stats = task.compute_loss(batch)
+        loss, stats = task.compute_loss(batch, rank=step % 50 == 0)  # target_erank for the progress line
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

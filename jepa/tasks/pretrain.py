@@ -387,8 +387,13 @@ class PretrainTask(BaseTask):
             groups.append((clips, list(masks_enc), list(masks_pred)))
         return groups
 
-    def compute_loss(self, batch: Sequence[Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def compute_loss(self, batch: Sequence[Any], rank: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The official loss of one batch.
+
+        Args:
+            batch: a :class:`~jepa.data.masks.MaskCollator` batch (one ``(clips, masks_enc, masks_pred)`` per group).
+            rank: also compute ``target_erank`` (an eigen-decomposition of the target covariance; ``training_step``
+                asks for it only on the steps Lightning logs).
 
         Returns:
             ``(loss, stats)``: the scalar loss averaged equally over (group, mask) pairs, and detached statistics
@@ -407,7 +412,8 @@ class PretrainTask(BaseTask):
                 h = self.target_encoder(clips)  # (B, N, D)
                 h = F.layer_norm(h, (h.size(-1),))  # no affine
                 stds.append(h.float().flatten(0, 1).std(dim=0).mean())
-                ranks.append(effective_rank(h))  # dimensional collapse: → 1 while target_std can stay high
+                if rank:
+                    ranks.append(effective_rank(h))  # dimensional collapse: → 1 while target_std can stay high
             for j, (m_enc, m_pred) in enumerate(zip(masks_enc, masks_pred, strict=True)):
                 z = self.encoder(clips, masks=[m_enc])  # (B, Kc, D): one context pass per mask config
                 if self.variance_weight or self.covariance_weight:  # not official: see variance_weight
@@ -428,11 +434,14 @@ class PretrainTask(BaseTask):
         for j, values in per_mask.items():
             stats[f"loss_mask{j}"] = torch.stack(values).mean()
         stats["target_std"] = torch.stack(stds).mean()  # collapse indicator: → 0 when features collapse
-        stats["target_erank"] = torch.stack(ranks).mean()
+        if ranks:
+            stats["target_erank"] = torch.stack(ranks).mean()
         return loss, stats
 
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
-        loss, stats = self.compute_loss(batch)
+        trainer = self._trainer
+        log_step = trainer is None or (trainer.global_step + 1) % max(1, trainer.log_every_n_steps) == 0
+        loss, stats = self.compute_loss(batch, rank=log_step)  # Lightning writes on_step logs every n steps
         groups = self.unpack_batch(batch)
         batch_size = sum(int(clips.shape[0]) for clips, _, _ in groups)
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
