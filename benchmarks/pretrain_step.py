@@ -30,10 +30,9 @@ def make_task(preset: str, img_size: int, frames: int, depth: int | None, compil
         encoder=preset,
         encoder_overrides=overrides,
         predictor_overrides={"embed_dim": 96, "depth": 2, "num_heads": 4},
+        compile=compile_models,  # PretrainTask(compile=True): torch.compile(dynamic=True) in place
     )
-    if compile_models:
-        task.encoder = torch.compile(task.encoder, dynamic=True)
-        task.predictor = torch.compile(task.predictor, dynamic=True)
+    task.compile_models()  # what configure_model does under a Trainer
     return task
 
 

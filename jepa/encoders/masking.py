@@ -47,7 +47,6 @@ def check_masks(masks: Sequence[torch.Tensor], batch: int, num_tokens: int, name
 
     All masks of one list must have the same ``K`` (they are concatenated along the batch axis).
     """
-    lengths = set()
     for i, mask in enumerate(masks):
         where = f"{name}[{i}]"
         if mask.dtype != torch.int64:
@@ -64,9 +63,11 @@ def check_masks(masks: Sequence[torch.Tensor], batch: int, num_tokens: int, name
                 f"{where}: token ids must lie in [0, {num_tokens}) for this input, "
                 f"got min {int(mask.min())} and max {int(mask.max())}"
             )
-        lengths.add(mask.shape[1])
-    if len(lengths) > 1:
-        raise ValueError(f"{name}: all masks must keep the same number of tokens K, got {sorted(lengths)}")
+    # Compared pairwise, not through a set of ints: a set would specialise every K under torch.compile (one graph
+    # per mask length) while `!=` keeps K symbolic.
+    if any(mask.shape[1] != masks[0].shape[1] for mask in masks[1:]):
+        lengths = sorted({int(mask.shape[1]) for mask in masks})
+        raise ValueError(f"{name}: all masks must keep the same number of tokens K, got {lengths}")
 
 
 def apply_masks(

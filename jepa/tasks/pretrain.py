@@ -83,6 +83,10 @@ class PretrainTask(BaseTask):
             (:func:`jepa.losses.variance_covariance_penalty`, averaged over (group, mask) pairs) with these weights,
             against the dimensional collapse of tiny, short runs (logged ``target_erank``).
         activation_checkpointing: checkpoint every block of encoder and predictor.
+        compile: compile encoder, target encoder and predictor in place (``nn.Module.compile``, state-dict keys
+            unchanged) with ``torch.compile(dynamic=True)`` when training is set up (after FSDP2 sharding). The
+            token counts that change with every batch's masks stay symbolic: one graph per module, no recompiles.
+            ``False`` = eager (the default); a mapping gives ``torch.compile`` keyword arguments instead.
         anneal_from: cooldown start (official ``anneal_ckpt``): a main-phase checkpoint, either a Lightning
             ``.ckpt`` of this task or an official ``.pt`` (``encoder`` / ``predictor`` / ``target_encoder`` / ``opt``).
             Encoder, predictor and target encoder are loaded strictly at construction and the optimizer state when
@@ -121,6 +125,7 @@ class PretrainTask(BaseTask):
         eps: float = 1e-8,
         loss_exp: float = 1.0,
         activation_checkpointing: bool = False,
+        compile: bool | dict[str, Any] = False,
         anneal_from: str | None = None,
         data_resume: DataResume = "replay",
         variance_weight: float = 0.0,
@@ -168,6 +173,11 @@ class PretrainTask(BaseTask):
         self.momentum_schedule = MomentumSchedule.from_epochs(ema[0], ema[1], epochs, ipe, ipe_scale)
         self.betas, self.eps, self.loss_exp = tuple(betas), eps, loss_exp
         self.variance_weight, self.covariance_weight = variance_weight, covariance_weight
+        if not isinstance(compile, (bool, Mapping)):
+            raise TypeError(f"PretrainTask: compile must be a bool or a mapping of torch.compile options: {compile}")
+        self.compile_options: dict[str, Any] | None = None  # torch.compile keyword arguments; None = eager
+        if compile is not False:
+            self.compile_options = {"dynamic": True} if compile is True else dict(compile)
         self.ema_updates = 0  # EMA updates done by this process (diagnostics and tests)
         self.data_resume = data_resume
         self._epoch_batches = 0  # batches taken from the loader in the current loader epoch
@@ -215,8 +225,25 @@ class PretrainTask(BaseTask):
                 shards, so every parameter would be put in the no-decay group, and the two encoders' shards would
                 not line up for the EMA.
             ValueError: a mesh with a ``tensor_parallel`` dimension larger than 1.
+
+        Then compiles the three modules when ``compile`` is set (:meth:`compile_models`).
         """
         _refuse_fsdp1(self)
+        self._shard()
+        self.compile_models()
+
+    def compile_models(self) -> None:
+        """Compile encoder, target encoder and predictor in place with ``compile_options`` (no-op when off or done).
+
+        Called by :meth:`configure_model`; call it yourself when driving :meth:`compute_loss` without a Trainer.
+        """
+        if self.compile_options is None:
+            return
+        for module in (self.encoder, self.target_encoder, self.predictor):
+            if getattr(module, "_compiled_call_impl", None) is None:  # configure_model runs for every trainer call
+                module.compile(**self.compile_options)
+
+    def _shard(self) -> None:
         mesh = self._device_mesh
         if mesh is None:
             return
