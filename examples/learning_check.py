@@ -12,7 +12,10 @@ Scenes (``--scene``): ``object`` (the quickstart data: one object on a static te
 translation of a texture) and ``swarm`` (``--nobj`` squares all moving in the class direction on a plain
 background); nuisances: ``--frame_noise`` (pixel noise, new every frame) and ``--flicker`` (coarse random cells, new
 every frame). ``--masks`` replaces the two V-JEPA 2 mask configs (``small`` = 8 blocks at 0.15, ``big`` = 2 blocks
-at 0.7, or ``B:S[,B:S]``).
+at 0.7, ``B:S[,B:S]``, or ``future:R``: context = the first R of the time slots minus one small block, target =
+the rest). ``--hold 2`` shows every second frame twice (motion only between tubelets), ``--recolor`` applies a random
+colour map per tubelet, ``--nsub`` adds probes on the first N labelled clips only, and ``--supervised`` trains the same
+encoder and probe end to end with labels instead (a calibration of what the encoder can learn in the budget).
 
 This is a research harness for iterating on the recipe quickly; the supported path is the CLI quickstart
 (`jepa fit --config quickstart.yaml`, see docs/pretraining.md). Results are in docs/pretraining.md.
@@ -117,7 +120,16 @@ def add_noise(x, rng, a):
 
 def clip(label, rng, a, classes):
     """One normalised clip (3, frames, size, size) of class `label`, with the nuisances asked for."""
-    return add_noise(clip0(label, rng, a, classes), rng, a)
+    x = clip0(label, rng, a, classes)
+    if a.recolor:  # appearance unpredictable over time: a random colour map per tubelet (2 frames)
+        for t in range(0, x.shape[1], 2):
+            gains = torch.from_numpy(rng.uniform(0.5, 1.5, 3) * rng.choice([-1.0, 1.0], 3)).float()
+            bias = torch.from_numpy(rng.uniform(-1.0, 1.0, 3)).float()
+            perm = torch.from_numpy(rng.permutation(3))
+            x[:, t : t + 2] = x[perm, t : t + 2] * gains.view(3, 1, 1, 1) + bias.view(3, 1, 1, 1)
+    if a.hold > 1:  # each kept frame shown `hold` times: no motion inside a tubelet, only between tubelets
+        x = x[:, :: a.hold].repeat_interleave(a.hold, dim=1)[:, : a.frames]
+    return add_noise(x, rng, a)
 
 
 def clip0(label, rng, a, classes):
@@ -152,25 +164,58 @@ def feats(enc, x, bs=64):
 
 def probe_all(enc, train, val, a, tag, attentive=False):
     ft, fv = feats(enc, train[0]), feats(enc, val[0])
+    for n in [int(v) for v in a.nsub.split(",") if v]:  # low-shot probes: the first n training clips only
+        probe_feats(ft[:n], train[1][:n], fv, val[1], a, f"{tag}/n{n}", attentive)
+    return probe_feats(ft, train[1], fv, val[1], a, tag, attentive)
+
+
+def probe_feats(ft, yt, fv, yv, a, tag, attentive):
     out = {}
-    nc = int(train[1].max()) + 1
+    nc = int(max(yt.max(), yv.max())) + 1
     kinds = [("linear", 300, 1e-2), ("temporal", 300, 1e-2)] + ([("attentive", 200, 3e-3)] if attentive else [])
     mu, sd = ft.mean((0, 1)), ft.std((0, 1)) + 1e-6
     for kind, steps, lr in kinds:
-        r = train_probe((ft, train[1]), (fv, val[1]), nc, probe=kind, steps=steps, lr=lr, time_slots=a.frames // 2)
+        r = train_probe((ft, yt), (fv, yv), nc, probe=kind, steps=steps, lr=lr, time_slots=a.frames // 2)
         out[kind] = (round(r.top1 * 100, 1), round(r.train_top1 * 100, 1))
         if kind == "attentive" and a.zprobe:
-            r = train_probe(((ft - mu) / sd, train[1]), ((fv - mu) / sd, val[1]), nc, probe=kind, steps=steps, lr=lr)
+            r = train_probe(((ft - mu) / sd, yt), ((fv - mu) / sd, yv), nc, probe=kind, steps=steps, lr=lr)
             out["attz"] = (round(r.top1 * 100, 1), round(r.train_top1 * 100, 1))
     out["erank"] = round(float(effective_rank(F.layer_norm(ft, ft.shape[-1:]), max_rows=20000)), 1)
     # flatten: keeps token positions
     ftf, fvf = F.layer_norm(ft, ft.shape[-1:]).flatten(1), F.layer_norm(fv, fv.shape[-1:]).flatten(1)
-    r = train_probe(
-        (ftf[:, None], train[1]), (fvf[:, None], val[1]), nc, probe="linear", steps=300, lr=1e-3, weight_decay=1e-2
-    )
+    r = train_probe((ftf[:, None], yt), (fvf[:, None], yv), nc, probe="linear", steps=300, lr=1e-3, weight_decay=1e-2)
     out["flat"] = (round(r.top1 * 100, 1), round(r.train_top1 * 100, 1))
     print(tag, json.dumps(out), flush=True)
     return out
+
+
+def supervised(enc, train, val, a, num_classes):
+    """Calibration: encoder + 1-block attentive probe trained end to end with labels (AdamW, batch `--bs`; head LR
+    `--lr` x 10, encoder LR `--lr`, weight decay 0.01), val top-1 every `--eval_every` steps; `--freeze_encoder` keeps
+    the random encoder fixed (the probe alone, trained the same way)."""
+    from jepa.probes.pooler import AttentivePooler
+
+    pool = AttentivePooler(embed_dim=a.width, num_heads=max(1, a.width // 64), depth=1)
+    head = torch.nn.Linear(a.width, num_classes)
+    groups = [{"params": [*pool.parameters(), *head.parameters()], "lr": 10 * a.lr}]
+    if not a.freeze_encoder:
+        groups.append({"params": list(enc.parameters()), "lr": a.lr})
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
+    g = torch.Generator().manual_seed(a.seed)
+    t0 = time.time()
+    for step in range(1, a.steps + 1):
+        idx = torch.randint(len(train[0]), (a.bs,), generator=g)
+        enc.train(not a.freeze_encoder)
+        loss = F.cross_entropy(head(pool(enc(train[0][idx])).squeeze(1)), train[1][idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % (a.eval_every or a.steps) == 0:
+            enc.eval()
+            with torch.no_grad():
+                pred = torch.cat([head(pool(f).squeeze(1)).argmax(-1) for f in feats(enc, val[0]).split(64)])
+            top1 = (pred == val[1]).float().mean().item() * 100
+            print(f"supervised@{step} loss {loss.item():.3f} val {top1:.1f} {time.time() - t0:.0f}s", flush=True)
 
 
 def main():
@@ -208,7 +253,12 @@ def main():
     p.add_argument("--zprobe", action="store_true")
     p.add_argument("--flicker", type=float, default=0.0)
     p.add_argument("--flicker_cell", type=int, default=8)
-    p.add_argument("--masks", default="official", help="official | small | big | B:S[,B:S]")
+    p.add_argument("--masks", default="official", help="official | small | big | B:S[,B:S] | future:R")
+    p.add_argument("--hold", type=int, default=1, help="show every hold-th frame hold times (motion between tubelets)")
+    p.add_argument("--recolor", action="store_true", help="a random colour map (permute, gain, sign, bias) per tubelet")
+    p.add_argument("--supervised", action="store_true", help="calibration: train encoder + probe with labels")
+    p.add_argument("--freeze_encoder", action="store_true", help="with --supervised: train the probe only")
+    p.add_argument("--nsub", default="", help="also probe with only the first N training clips (N[,N...])")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--freeze_patch_embed", action="store_true", help="keep the random patch projection (MoCo v3)")
     p.add_argument("--var_w", type=float, default=0.0, help="PretrainTask variance_weight (not official)")
@@ -221,7 +271,7 @@ def main():
     t0 = time.time()
     train = dataset(a.ntrain, 1, a, classes)
     val = dataset(a.nval, 2, a, classes)
-    pool = dataset(a.pool, 3, a, classes)[0]
+    pool, pool_labels = dataset(a.pool, 3, a, classes)
     print(f"data {time.time() - t0:.1f}s", flush=True)
     heads = max(1, a.width // 64)
     encoder_overrides = dict(img_size=a.size, num_frames=a.frames, depth=a.depth, patch_size=a.patch,
@@ -232,6 +282,10 @@ def main():
         ipe=25, epochs=1000, warmup_epochs=1, start_lr=a.lr / 5, lr=a.lr, final_lr=a.lr,
         variance_weight=a.var_w, covariance_weight=a.cov_w,
     )  # fmt: skip
+    if a.supervised:  # calibration: the same encoder trained with labels (no JEPA)
+        supervised(PretrainTask(encoder="vit_tiny", encoder_overrides=encoder_overrides).encoder,
+                   (pool, pool_labels), val, a, len(classes))  # fmt: skip
+        return
     rand = PretrainTask(
         encoder="vit_tiny", encoder_overrides=encoder_overrides, predictor_overrides=predictor_overrides
     ).target_encoder  # a fresh encoder of the same architecture (next draws of the seeded RNG)
@@ -240,6 +294,8 @@ def main():
 
     if a.masks == "official":
         cfgs = None
+    elif a.masks.startswith("future:"):  # context = the first slots (minus one small block), target = the rest
+        cfgs = [MaskConfig(num_blocks=1, max_temporal_keep=float(a.masks[7:]), full_complement=True)]
     else:
         spec = {"small": "8:0.15", "big": "2:0.7"}.get(a.masks, a.masks)
         cfgs = [
