@@ -73,6 +73,28 @@ def test_lora_trains_only_adapters_and_projector(
 
 
 @needs_peft
+def test_lora_end_to_end_trains_encoder_adapters_and_projector(
+    tiny_task_kwargs: Any, motion_qa: dict[str, str], tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    task = VideoQATask(**tiny_task_kwargs(stage="end_to_end", lora=LORA))
+    base, encoder = _llm_base(task), {k: v.clone() for k, v in task.encoder.state_dict().items()}
+    data = VideoQADataModule(train=motion_qa["train"], num_frames=8, crop_size=64, batch_size=4)
+    trainer = fit_task(task, data, tmp_path, steps=2)
+
+    optimized = {id(p) for group in trainer.optimizers[0].param_groups for p in group["params"]}
+    trainable = {n for n, p in task.named_parameters() if p.requires_grad}
+    assert {n for n, p in task.named_parameters() if id(p) in optimized} == trainable
+    assert {n.split(".")[0] for n in trainable} == {"encoder", "projector", "llm"}
+    assert all("lora_" in n for n in trainable if n.startswith("llm."))  # LLM: adapters only
+    assert all(f"encoder.{n}" in trainable for n, _ in task.encoder.named_parameters())
+    after = _llm_base(task)
+    assert all(torch.equal(base[k], after[k]) for k in base)  # base LLM frozen
+    assert any(not torch.equal(v, task.encoder.state_dict()[k]) for k, v in encoder.items())  # encoder trained
+    assert task.encoder.training
+
+
+@needs_peft
 def test_lora_checkpoint_round_trip_ask_and_merge(
     tiny_task_kwargs: Any, motion_qa: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -25,7 +25,7 @@ def _changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> bool:
     return any(not torch.equal(before[k], v) for k, v in module.state_dict().items())
 
 
-@pytest.mark.parametrize("stage", ["projector", "full"])
+@pytest.mark.parametrize("stage", ["projector", "full", "end_to_end"])
 def test_stages_train_only_their_parts(
     stage: str, tiny_task_kwargs: Any, motion_qa: dict[str, str], tmp_path: Path
 ) -> None:
@@ -35,11 +35,19 @@ def test_stages_train_only_their_parts(
     encoder, llm, projector = _snapshot(task.encoder), _snapshot(task.llm), _snapshot(task.projector)
     trainer = fit_task(task, data, tmp_path)
     optimized = {id(p) for group in trainer.optimizers[0].param_groups for p in group["params"]}
-    assert not any(p.requires_grad for p in task.encoder.parameters())
-    assert not task.encoder.training  # frozen parts stay in eval mode during fit
     assert all(id(p) in optimized for p in task.projector.parameters())
-    assert not any(id(p) in optimized for p in task.encoder.parameters())
-    assert _changed(projector, task.projector) and not _changed(encoder, task.encoder)
+    assert _changed(projector, task.projector)
+    if stage == "end_to_end":  # the encoder trains too: in the optimizer, in train mode, saved in checkpoints
+        assert all(p.requires_grad and id(p) in optimized for p in task.encoder.parameters())
+        assert task.encoder.training and _changed(encoder, task.encoder)
+        trainer.save_checkpoint(tmp_path / "e2e.ckpt")
+        saved = torch.load(tmp_path / "e2e.ckpt", weights_only=True)["state_dict"]
+        assert {f"encoder.{k}" for k in task.encoder.state_dict()} <= set(saved)
+    else:
+        assert not any(p.requires_grad for p in task.encoder.parameters())
+        assert not task.encoder.training  # frozen parts stay in eval mode during fit
+        assert not any(id(p) in optimized for p in task.encoder.parameters())
+        assert not _changed(encoder, task.encoder)
     if stage == "projector":
         assert not any(p.requires_grad for p in task.llm.parameters()) and not task.llm.training
         assert not any(id(p) in optimized for p in task.llm.parameters())
