@@ -341,7 +341,7 @@ def main():
         if a.eval_every and step % a.eval_every == 0 and step != a.steps:
             probe_all(task.target_encoder, train, val, a, f"target@{step}", attentive=a.attentive)
     probe_all(task.target_encoder, train, val, a, f"target@{a.steps}", attentive=a.attentive)
-    probe_all(task.encoder, train, val, a, f"context@{a.steps}")
+    probe_all(task.encoder, train, val, a, f"context@{a.steps}", attentive=a.attentive and a.ema >= 1.0)
     if a.save:
         torch.save(
             {
