@@ -12,10 +12,12 @@ Scenes (``--scene``): ``object`` (the quickstart data: one object on a static te
 translation of a texture) and ``swarm`` (``--nobj`` squares all moving in the class direction on a plain
 background); nuisances: ``--frame_noise`` (pixel noise, new every frame) and ``--flicker`` (coarse random cells, new
 every frame). ``--masks`` replaces the two V-JEPA 2 mask configs (``small`` = 8 blocks at 0.15, ``big`` = 2 blocks
-at 0.7, ``B:S[,B:S]``, or ``future:R``: context = the first R of the time slots minus one small block, target =
-the rest). ``--hold 2`` shows every second frame twice (motion only between tubelets), ``--recolor`` applies a random
-colour map per tubelet, ``--nsub`` adds probes on the first N labelled clips only, and ``--supervised`` trains the same
-encoder and probe end to end with labels instead (a calibration of what the encoder can learn in the budget).
+at 0.7, ``B:S[:T][,B:S[:T]]`` with ``T`` the temporal scale of a block, ``lo-hi`` or one value (default 1.0: full
+tubes), or ``future:R``: context = the first R of the time slots minus one small block, target = the rest);
+``--loss_exp`` sets `PretrainTask`'s loss exponent (official 1.0 = L1, 2.0 = L2). ``--hold 2`` shows every second
+frame twice (motion only between tubelets), ``--recolor`` applies a random colour map per tubelet, ``--nsub`` adds
+probes on the first N labelled clips only, and ``--supervised`` trains the same encoder and probe end to end with
+labels instead (a calibration of what the encoder can learn in the budget).
 
 This is a research harness for iterating on the recipe quickly; the supported path is the CLI quickstart
 (`jepa fit --config quickstart.yaml`, see docs/pretraining.md). Results are in docs/pretraining.md.
@@ -253,13 +255,14 @@ def main():
     p.add_argument("--zprobe", action="store_true")
     p.add_argument("--flicker", type=float, default=0.0)
     p.add_argument("--flicker_cell", type=int, default=8)
-    p.add_argument("--masks", default="official", help="official | small | big | B:S[,B:S] | future:R")
+    p.add_argument("--masks", default="official", help="official | small | big | B:S[:T][,B:S[:T]] | future:R")
     p.add_argument("--hold", type=int, default=1, help="show every hold-th frame hold times (motion between tubelets)")
     p.add_argument("--recolor", action="store_true", help="a random colour map (permute, gain, sign, bias) per tubelet")
     p.add_argument("--supervised", action="store_true", help="calibration: train encoder + probe with labels")
     p.add_argument("--freeze_encoder", action="store_true", help="with --supervised: train the probe only")
     p.add_argument("--nsub", default="", help="also probe with only the first N training clips (N[,N...])")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--loss_exp", type=float, default=1.0, help="PretrainTask loss_exp (official 1.0 = L1; 2.0 = L2)")
     p.add_argument("--freeze_patch_embed", action="store_true", help="keep the random patch projection (MoCo v3)")
     p.add_argument("--var_w", type=float, default=0.0, help="PretrainTask variance_weight (not official)")
     p.add_argument("--cov_w", type=float, default=0.0, help="PretrainTask covariance_weight (not official)")
@@ -280,7 +283,7 @@ def main():
     task = PretrainTask(
         encoder="vit_tiny", encoder_overrides=encoder_overrides, predictor_overrides=predictor_overrides,
         ipe=25, epochs=1000, warmup_epochs=1, start_lr=a.lr / 5, lr=a.lr, final_lr=a.lr,
-        variance_weight=a.var_w, covariance_weight=a.cov_w,
+        variance_weight=a.var_w, covariance_weight=a.cov_w, loss_exp=a.loss_exp,
     )  # fmt: skip
     if a.supervised:  # calibration: the same encoder trained with labels (no JEPA)
         supervised(PretrainTask(encoder="vit_tiny", encoder_overrides=encoder_overrides).encoder,
@@ -298,10 +301,12 @@ def main():
         cfgs = [MaskConfig(num_blocks=1, max_temporal_keep=float(a.masks[7:]), full_complement=True)]
     else:
         spec = {"small": "8:0.15", "big": "2:0.7"}.get(a.masks, a.masks)
-        cfgs = [
-            MaskConfig(num_blocks=int(b), spatial_scale=(float(sc), float(sc)))
-            for b, sc in (t.split(":") for t in spec.split(","))
-        ]
+        cfgs = []
+        for t in spec.split(","):  # B:S or B:S:T (T = temporal scale, "lo-hi" or one value)
+            b, sc, *tsc = t.split(":")
+            lo, _, hi = (tsc[0] if tsc else "1.0").partition("-")
+            cfgs.append(MaskConfig(num_blocks=int(b), spatial_scale=(float(sc), float(sc)),
+                                   temporal_scale=(float(lo), float(hi or lo))))  # fmt: skip
     collator = MaskCollator(
         mask_configs=cfgs,
         dataset_fpcs=[a.frames],
