@@ -15,7 +15,8 @@ every frame). ``--masks`` replaces the two V-JEPA 2 mask configs (``small`` = 8 
 at 0.7, ``B:S[:T][,B:S[:T]]`` with ``T`` the temporal scale of a block, ``lo-hi`` or one value (default 1.0: full
 tubes), or ``future:R``: context = the first R of the time slots minus one small block, target = the rest);
 ``--loss_exp`` sets `PretrainTask`'s loss exponent (official 1.0 = L1, 2.0 = L2). ``--hold 2`` shows every second
-frame twice (motion only between tubelets), ``--recolor`` applies a random colour map per tubelet, ``--nsub`` adds
+frame twice (motion only between tubelets), ``--recolor`` applies a random colour map per tubelet, a class ``a>b``
+(e.g. ``left>right``) moves one way in the first half of the clip and the other way in the second, ``--nsub`` adds
 probes on the first N labelled clips only, and ``--supervised`` trains the same encoder and probe end to end with
 labels instead (a calibration of what the encoder can learn in the budget).
 
@@ -60,21 +61,29 @@ def make_app(rng, size, a):
     return app
 
 
+def offset(name, t, total, speed):
+    """(dx, dy) of a translation class at rendered frame `t` of `total`; `a>b` = motion a, then b (equal halves)."""
+    parts = name.split(">")
+    seg = total / len(parts)
+    dx = dy = 0.0
+    for i, part in enumerate(parts):
+        ux, uy, _ = S.MOTIONS[part]
+        dt = min(max(t - i * seg, 0.0), seg)  # frames spent in segment i up to t
+        dx, dy = dx + ux * speed * dt, dy + uy * speed * dt
+    return dx, dy
+
+
 def pan_clip(label, rng, a, classes):
     """Whole-frame translation ("camera pan") of a random torus texture with `cell`-pixel cells."""
     size, cell = a.size, a.cell
     n = size // cell
     coarse = rng.uniform(0, 255, size=(n, n, 3)).astype(np.float32)
     tex = np.repeat(np.repeat(coarse, cell, axis=0), cell, axis=1)  # (H, W, 3)
-    ux, uy, _ = S.MOTIONS[classes[label]]
     speed = int(rng.integers(int(a.smin), int(a.smax) + 1))
     off = rng.integers(0, size, size=2)
-    frames = np.stack(
-        [
-            np.roll(tex, (int(off[0] + uy * speed * t), int(off[1] + ux * speed * t)), axis=(0, 1))
-            for t in range(0, a.frames * a.step, a.step)
-        ]
-    )
+    total = a.frames * a.step
+    shifts = [offset(classes[label], t, total, speed) for t in range(0, total, a.step)]
+    frames = np.stack([np.roll(tex, (int(off[0] + dy), int(off[1] + dx)), axis=(0, 1)) for dx, dy in shifts])
     x = torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 255.0
     return (x - MEAN) / STD
 
@@ -82,7 +91,6 @@ def pan_clip(label, rng, a, classes):
 def swarm_clip(label, rng, a, classes):
     """`nobj` squares of random colours on a plain background, all moving in the class direction (torus wrap)."""
     size = a.size
-    ux, uy, _ = S.MOTIONS[classes[label]]
     speed = float(rng.uniform(a.smin, a.smax))
     bg = rng.integers(30, 226, size=3).astype(np.float32)
     pos = rng.uniform(0, size, size=(a.nobj, 2))
@@ -90,11 +98,13 @@ def swarm_clip(label, rng, a, classes):
     rad = rng.uniform(a.rmin, a.rmax, size=a.nobj) * size
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     frames = []
-    for t in range(0, a.frames * a.step, a.step):
+    total = a.frames * a.step
+    for t in range(0, total, a.step):
         img = np.broadcast_to(bg, (size, size, 3)).copy()
+        ox, oy = offset(classes[label], t, total, speed)
         for k in range(a.nobj):
-            cx = (pos[k, 0] + ux * speed * t) % size
-            cy = (pos[k, 1] + uy * speed * t) % size
+            cx = (pos[k, 0] + ox) % size
+            cy = (pos[k, 1] + oy) % size
             dx = np.abs(xx - cx)
             dx = np.minimum(dx, size - dx)  # torus distance
             dy = np.abs(yy - cy)
@@ -142,10 +152,15 @@ def clip0(label, rng, a, classes):
         return pan_clip(label, rng, a, classes)
     size = a.size
     app = make_app(rng, size, a)
-    spec = S.MotionSpec(classes[label], frames=a.frames * a.step)
-    if classes[label] in ("left", "right", "up", "down"):
-        spec.speed = float(rng.uniform(a.smin, a.smax))
-    frames, _ = S.render_motion_sequence([spec], rng, size=size, appearance=app)
+    parts = classes[label].split(">")  # "a>b": motion a for the first half, then b
+    total = a.frames * a.step
+    specs = [S.MotionSpec(m, frames=total // len(parts)) for m in parts]
+    specs[-1].frames += total - sum(sp.frames for sp in specs)
+    speed = float(rng.uniform(a.smin, a.smax))
+    for sp in specs:
+        if sp.motion in ("left", "right", "up", "down"):
+            sp.speed = speed
+    frames, _ = S.render_motion_sequence(specs, rng, size=size, appearance=app)
     frames = frames[:: a.step][: a.frames]  # (T, H, W, 3)
     x = torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 255.0  # (3, T, H, W)
     return (x - MEAN) / STD

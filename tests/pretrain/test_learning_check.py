@@ -1,9 +1,11 @@
 """Smoke test of the learning-check harness (`examples/learning_check.py`), so the documented commands keep running.
 
 Runs the script as a user would, on a tiny in-memory set: short temporal mask blocks (``--masks B:S:T``), the L2
-loss (``--loss_exp 2``) and motion only between tubelets (``--hold 2``), then checks the probe lines it prints.
+loss (``--loss_exp 2``), motion only between tubelets (``--hold 2``) and direction-reversal classes
+(``left>right``), then checks the probe lines it prints.
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -26,9 +28,23 @@ def _run(*extra: str) -> list[tuple[str, dict]]:
     return [(tag, json.loads(body)) for tag, body in lines]
 
 
-def test_short_temporal_blocks_l2_and_hold():
-    probes = _run("--masks", "8:0.15:0.25-0.5,2:0.7:0.5", "--loss_exp", "2", "--hold", "2")
+def test_short_temporal_blocks_l2_hold_and_reversals():
+    probes = _run(
+        "--masks", "8:0.15:0.25-0.5,2:0.7:0.5", "--loss_exp", "2", "--hold", "2", "--classes", "left>right,right>left"
+    )  # fmt: skip
     assert [tag for tag, _ in probes] == ["random", "target@2", "context@2"]
     for _, result in probes:
         assert {"linear", "temporal", "flat", "erank"} <= result.keys()
         assert all(0.0 <= result[k][0] <= 100.0 for k in ("linear", "temporal", "flat"))
+
+
+def test_reversal_offsets():
+    spec = importlib.util.spec_from_file_location("learning_check", ROOT / "examples" / "learning_check.py")
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    # "left>right" over 16 frames at 2 px/frame: 8 frames left (to -16 px), then 8 frames back to the start
+    xs = [harness.offset("left>right", t, 16, 2.0)[0] for t in range(17)]
+    assert xs[:9] == [-2.0 * t for t in range(9)]
+    assert xs[8:] == [-16.0 + 2.0 * t for t in range(9)]
+    assert harness.offset("up", 5, 16, 1.5) == (0.0, -7.5)
+    assert harness.offset("down>up", 16, 16, 1.0) == (0.0, 0.0)
