@@ -18,7 +18,8 @@ tubes), or ``future:R``: context = the first R of the time slots minus one small
 frame twice (motion only between tubelets), ``--recolor`` applies a random colour map per tubelet, a class ``a>b``
 (e.g. ``left>right``) moves one way in the first half of the clip and the other way in the second, ``--nsub`` adds
 probes on the first N labelled clips only, and ``--supervised`` trains the same encoder and probe end to end with
-labels instead (a calibration of what the encoder can learn in the budget).
+labels instead (a calibration of what the encoder can learn in the budget). ``--device cuda`` puts clips, models and
+probes on a GPU and ``--bf16`` runs pretraining and feature extraction under bf16 autocast (weights stay fp32).
 
 This is a research harness for iterating on the recipe quickly; the supported path is the CLI quickstart
 (`jepa fit --config quickstart.yaml`, see docs/pretraining.md). Results are in docs/pretraining.md.
@@ -33,6 +34,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.fabric.utilities.apply_func import move_data_to_device
 
 from jepa.data import synthetic as S
 from jepa.data.masks import MaskCollator
@@ -40,6 +42,8 @@ from jepa.evaluation.frozen_probe import train_probe
 from jepa.metrics import effective_rank
 from jepa.optim.ema import ema_update
 from jepa.tasks.pretrain import PretrainTask
+
+DEVICE, BF16 = torch.device("cpu"), False  # set from --device / --bf16 in main()
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1, 1)
@@ -176,7 +180,13 @@ def dataset(n, seed, a, classes):
 @torch.no_grad()
 def feats(enc, x, bs=64):
     enc.eval()
-    return torch.cat([enc(x[i : i + bs]) for i in range(0, len(x), bs)])
+    with autocast():
+        return torch.cat([enc(x[i : i + bs]).float() for i in range(0, len(x), bs)])
+
+
+def autocast():
+    """bf16 autocast on `--device` when `--bf16` is set (weights and optimizer state stay fp32)."""
+    return torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=BF16)
 
 
 def probe_all(enc, train, val, a, tag, attentive=False):
@@ -212,8 +222,8 @@ def supervised(enc, train, val, a, num_classes):
     the random encoder fixed (the probe alone, trained the same way)."""
     from jepa.probes.pooler import AttentivePooler
 
-    pool = AttentivePooler(embed_dim=a.width, num_heads=max(1, a.width // 64), depth=1)
-    head = torch.nn.Linear(a.width, num_classes)
+    pool = AttentivePooler(embed_dim=a.width, num_heads=max(1, a.width // 64), depth=1).to(DEVICE)
+    head = torch.nn.Linear(a.width, num_classes).to(DEVICE)
     groups = [{"params": [*pool.parameters(), *head.parameters()], "lr": 10 * a.lr}]
     if not a.freeze_encoder:
         groups.append({"params": list(enc.parameters()), "lr": a.lr})
@@ -223,7 +233,8 @@ def supervised(enc, train, val, a, num_classes):
     for step in range(1, a.steps + 1):
         idx = torch.randint(len(train[0]), (a.bs,), generator=g)
         enc.train(not a.freeze_encoder)
-        loss = F.cross_entropy(head(pool(enc(train[0][idx])).squeeze(1)), train[1][idx])
+        with autocast():
+            loss = F.cross_entropy(head(pool(enc(train[0][idx])).squeeze(1)).float(), train[1][idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -281,7 +292,11 @@ def main():
     p.add_argument("--freeze_patch_embed", action="store_true", help="keep the random patch projection (MoCo v3)")
     p.add_argument("--var_w", type=float, default=0.0, help="PretrainTask variance_weight (not official)")
     p.add_argument("--cov_w", type=float, default=0.0, help="PretrainTask covariance_weight (not official)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda[:i]: models, clips and probes on this device")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast for pretraining and feature extraction")
     a = p.parse_args()
+    global DEVICE, BF16
+    DEVICE, BF16 = torch.device(a.device), a.bf16
     torch.set_num_threads(a.threads)
     torch.set_flush_denormal(True)
     torch.manual_seed(a.seed)
@@ -290,6 +305,7 @@ def main():
     train = dataset(a.ntrain, 1, a, classes)
     val = dataset(a.nval, 2, a, classes)
     pool, pool_labels = dataset(a.pool, 3, a, classes)
+    train, val, pool, pool_labels = move_data_to_device((train, val, pool, pool_labels), DEVICE)
     print(f"data {time.time() - t0:.1f}s", flush=True)
     heads = max(1, a.width // 64)
     encoder_overrides = dict(img_size=a.size, num_frames=a.frames, depth=a.depth, patch_size=a.patch,
@@ -301,12 +317,12 @@ def main():
         variance_weight=a.var_w, covariance_weight=a.cov_w, loss_exp=a.loss_exp,
     )  # fmt: skip
     if a.supervised:  # calibration: the same encoder trained with labels (no JEPA)
-        supervised(PretrainTask(encoder="vit_tiny", encoder_overrides=encoder_overrides).encoder,
+        supervised(PretrainTask(encoder="vit_tiny", encoder_overrides=encoder_overrides).encoder.to(DEVICE),
                    (pool, pool_labels), val, a, len(classes))  # fmt: skip
         return
     rand = PretrainTask(
         encoder="vit_tiny", encoder_overrides=encoder_overrides, predictor_overrides=predictor_overrides
-    ).target_encoder  # a fresh encoder of the same architecture (next draws of the seeded RNG)
+    ).target_encoder.to(DEVICE)  # a fresh encoder of the same architecture (next draws of the seeded RNG)
     probe_all(rand, train, val, a, "random", attentive=a.attentive)
     from jepa.data.masks import MaskConfig
 
@@ -333,6 +349,7 @@ def main():
     if a.freeze_patch_embed:
         for param in task.encoder.patch_embed.parameters():
             param.requires_grad_(False)
+    task.to(DEVICE)
     opt = task.configure_optimizers()
     g = torch.Generator().manual_seed(a.seed)
     t0 = time.time()
@@ -344,9 +361,10 @@ def main():
         x = pool[idx]
         if torch.rand(1, generator=g).item() < 0.5:
             x = x.flip(-1).contiguous()  # hflip (swaps left/right: fine, no labels)
-        batch = collator([{"clips": [c]} for c in x])
+        batch = move_data_to_device(collator([{"clips": [c]} for c in x]), DEVICE)
         task.encoder.train()
-        loss, stats = task.compute_loss(batch, rank=step % 50 == 0)  # target_erank for the progress line
+        with autocast():
+            loss, stats = task.compute_loss(batch, rank=step % 50 == 0)  # target_erank for the progress line
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -139,7 +139,7 @@ def train_probe(
     """Train a probe on cached features with full-batch AdamW and report top-1 on both splits.
 
     Args:
-        train, val: ``(features (N, K, D), labels (N,))``.
+        train, val: ``(features (N, K, D), labels (N,))``, all on one device (the probe is trained there).
         num_classes: C.
         probe: ``"linear"`` or ``"attentive"`` (see the module docstring).
         steps, lr, weight_decay: full-batch AdamW steps on the training features.
@@ -168,6 +168,7 @@ def train_probe(
     else:
         raise ValueError(f"train_probe: probe must be 'linear', 'temporal' or 'attentive', got {probe!r}")
     torch.random.set_rng_state(generator_state)  # leave the caller's global RNG untouched
+    model.to(x_train.device)  # initialised on the CPU (same weights on every device), trained where the features are
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     model.train()
     for _ in range(steps):

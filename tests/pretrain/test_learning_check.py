@@ -2,7 +2,7 @@
 
 Runs the script as a user would, on a tiny in-memory set: short temporal mask blocks (``--masks B:S:T``), the L2
 loss (``--loss_exp 2``), motion only between tubelets (``--hold 2``) and direction-reversal classes
-(``left>right``), then checks the probe lines it prints.
+(``left>right``), and bf16 autocast (``--bf16``), then checks the probe lines it prints.
 """
 
 import importlib.util
@@ -36,6 +36,13 @@ def test_short_temporal_blocks_l2_hold_and_reversals():
     for _, result in probes:
         assert {"linear", "temporal", "flat", "erank"} <= result.keys()
         assert all(0.0 <= result[k][0] <= 100.0 for k in ("linear", "temporal", "flat"))
+
+
+def test_bf16_autocast():
+    """`--bf16` (the GPU-scale command of docs/pretraining.md) runs pretraining and probes under autocast."""
+    probes = _run("--bf16", "--device", "cpu")
+    assert [tag for tag, _ in probes] == ["random", "target@2", "context@2"]
+    assert all(0.0 <= result["linear"][0] <= 100.0 and result["erank"] >= 1.0 for _, result in probes)
 
 
 def test_reversal_offsets():
