@@ -93,13 +93,16 @@ def pan_clip(label, rng, a, classes):
 
 
 def swarm_clip(label, rng, a, classes):
-    """`nobj` squares of random colours on a plain background, all moving in the class direction (torus wrap)."""
+    """`nobj` squares of random colours on a plain background, all moving in the class direction (torus wrap);
+    `--mono`: light squares on a dark background, the same in every clip."""
     size = a.size
     speed = float(rng.uniform(a.smin, a.smax))
     bg = rng.integers(30, 226, size=3).astype(np.float32)
     pos = rng.uniform(0, size, size=(a.nobj, 2))
     cols = rng.integers(0, 256, size=(a.nobj, 3)).astype(np.float32)
     rad = rng.uniform(a.rmin, a.rmax, size=a.nobj) * size
+    if a.mono:  # one fixed appearance for every clip: only positions, speed and direction vary (same RNG draws)
+        bg, cols = np.full(3, 40.0, dtype=np.float32), np.full((a.nobj, 3), 220.0, dtype=np.float32)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     frames = []
     total = a.frames * a.step
@@ -277,6 +280,7 @@ def main():
     p.add_argument("--scene", default="object")
     p.add_argument("--cell", type=int, default=8)
     p.add_argument("--nobj", type=int, default=8)
+    p.add_argument("--mono", action="store_true", help="swarm: fixed colours (light squares, dark background)")
     p.add_argument("--frame_noise", type=float, default=0.0)
     p.add_argument("--zprobe", action="store_true")
     p.add_argument("--flicker", type=float, default=0.0)

@@ -60,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "render_motion_clip": "synthetic",
     "render_motion_sequence": "synthetic",
     "render_static_clip": "synthetic",
+    "render_swarm_clip": "synthetic",
     "generate_synthetic_dataset": "synthetic",
 }
 

@@ -7,6 +7,9 @@ Two families, both real H.264 mp4 files written with `jepa.data.encode`:
   (an object leaving on one side re-enters on the other) so the first-frame position is uniform for every class.
   Kinds: ``motion`` (left / right / up / down translation, cw / ccw rotation), ``speed`` (slow / fast translation
   in a random direction), ``occlusion`` (object passing in front of / behind a static bar).
+- ``swarm``: several light squares on a dark background, all translating the same way (left / right / up / down) on
+  the torus. The appearance is the same in every video; only the squares' positions and sizes, the speed and the
+  direction vary, so the motion is predictable from any visible part of the clip (see `render_swarm_clip`).
 - ``static``: class = shape × colour of the object; the object only jitters by ±1 px at random (no informative
   motion).
 
@@ -38,6 +41,7 @@ __all__ = [
     "render_motion_clip",
     "render_motion_sequence",
     "render_static_clip",
+    "render_swarm_clip",
     "sample_appearance",
 ]
 
@@ -68,6 +72,7 @@ KIND_CLASSES: dict[str, tuple[str, ...]] = {
     "speed": ("slow", "fast"),
     "occlusion": ("front", "behind"),
     "static": tuple(f"{c}_{s}" for s in ("square", "circle", "triangle") for c in ("red", "green", "blue")),
+    "swarm": ("left", "right", "up", "down"),
 }
 # default speed ranges: pixels / frame for translation, degrees / frame for rotation
 _SPEED_RANGE = {"translate": (0.6, 1.4), "rotate": (6.0, 12.0), "slow": (0.25, 0.5), "fast": (1.6, 2.4)}
@@ -241,6 +246,44 @@ def render_motion_clip(
     return frames
 
 
+def render_swarm_clip(
+    direction: str,
+    rng: np.random.Generator,
+    frames: int = 32,
+    size: int = 64,
+    count: int = 8,
+    half_size: tuple[float, float] = (0.05, 0.08),
+    speed: tuple[float, float] = (1.0, 2.0),
+    background: int = 40,
+    foreground: int = 220,
+) -> np.ndarray:
+    """Render a `swarm` video: `count` squares all translating in `direction` on the torus, `(frames, size, size, 3)`.
+
+    Args:
+        direction: ``left``, ``right``, ``up`` or ``down``.
+        rng: the only randomness: the speed (one per video), then each square's position and half size.
+        frames, size: video length and frame height = width in pixels.
+        count: number of squares; `half_size`: range of a square's half side as a fraction of `size`.
+        speed: range of the common speed in pixels per frame.
+        background, foreground: grey levels of the background and of every square (the same in every video).
+    """
+    if direction not in KIND_CLASSES["swarm"]:
+        raise ValueError(f"swarm direction {direction!r}: expected one of {KIND_CLASSES['swarm']}")
+    ux, uy, _ = MOTIONS[direction]
+    step = float(rng.uniform(*speed))
+    centres = rng.uniform(0, size, size=(count, 2))  # (count, 2): x, y at frame 0
+    halves = rng.uniform(*half_size, size=count) * size  # (count,)
+    grid = np.arange(size, dtype=np.float32) + 0.5
+    k = np.arange(frames, dtype=np.float32)
+    video = np.full((frames, size, size, 3), background, dtype=np.uint8)
+    for (x0, y0), half in zip(centres, halves, strict=True):
+        xs, ys = x0 + ux * step * k, y0 + uy * step * k  # (T,) each
+        dx = (grid[None, None, :] - xs[:, None, None] + size / 2) % size - size / 2  # (T, 1, W) toroidal offsets
+        dy = (grid[None, :, None] - ys[:, None, None] + size / 2) % size - size / 2  # (T, H, 1)
+        video[(np.abs(dx) <= half) & (np.abs(dy) <= half)] = foreground  # (T, H, W) mask
+    return video
+
+
 def render_static_clip(class_name: str, rng: np.random.Generator, frames: int = 32, size: int = 64) -> np.ndarray:
     """Render a `static` class video (`"<colour>_<shape>"`, e.g. `"red_square"`): `(frames, size, size, 3)` uint8.
 
@@ -308,6 +351,8 @@ def generate_synthetic_dataset(
                 rng = np.random.default_rng([seed, split_id, label, i])
                 if kind == "static":
                     video = render_static_clip(name, rng, frames=frames, size=size)
+                elif kind == "swarm":
+                    video = render_swarm_clip(name, rng, frames=frames, size=size)
                 else:
                     video = render_motion_clip(MotionSpec(name, frames=frames), rng, size=size)
                 path = os.path.join(folder, f"{name}_{i:05d}.mp4")

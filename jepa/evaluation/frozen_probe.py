@@ -17,7 +17,7 @@ check suitable for tests and tiny CPU experiments.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,15 +60,31 @@ def extract_features(
     Returns:
         ``(features (repeats·len(dataset), N, D) float32, labels (repeats·len(dataset),) int64)``.
     """
-    was_training = encoder.training
-    encoder.eval()
-    feats: list[torch.Tensor] = []
+    (features,), labels = extract_features_many([encoder], dataset, batch_size=batch_size, repeats=repeats)
+    return features, labels
+
+
+@torch.no_grad()
+def extract_features_many(
+    encoders: Sequence[nn.Module], dataset: VideoClipDataset, batch_size: int = 16, repeats: int = 1
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """:func:`extract_features` for several encoders on the same clips, each clip decoded once.
+
+    Returns:
+        ``([features of each encoder], labels)``.
+    """
+    modes = [encoder.training for encoder in encoders]
+    for encoder in encoders:
+        encoder.eval()
+    feats: list[list[torch.Tensor]] = [[] for _ in encoders]
     labels: list[int] = []
     clips: list[torch.Tensor] = []
 
     def flush() -> None:
         if clips:
-            feats.append(encoder(torch.stack(clips)).float())  # (b, N, D)
+            batch = torch.stack(clips)  # (b, 3, T, H, W)
+            for out, encoder in zip(feats, encoders, strict=True):
+                out.append(encoder(batch).float())  # (b, N, D)
             clips.clear()
 
     for _ in range(repeats):
@@ -84,8 +100,9 @@ def extract_features(
             if len(clips) == batch_size:
                 flush()
     flush()
-    encoder.train(was_training)
-    return torch.cat(feats), torch.as_tensor(labels, dtype=torch.int64)
+    for encoder, mode in zip(encoders, modes, strict=True):
+        encoder.train(mode)
+    return [torch.cat(f) for f in feats], torch.as_tensor(labels, dtype=torch.int64)
 
 
 class _LinearProbe(nn.Module):
@@ -223,6 +240,34 @@ def frozen_probe(
     Returns:
         :class:`FrozenProbeResult`.
     """
+    return frozen_probes(
+        {"encoder": encoder}, train_list, val_list, num_classes, frames_per_clip=frames_per_clip, fps=fps,
+        frame_step=frame_step, crop_size=crop_size, probes={probe: (steps, lr)}, train_repeats=train_repeats,
+        weight_decay=weight_decay, num_heads=num_heads, seed=seed,
+    )["encoder"][probe]  # fmt: skip
+
+
+def frozen_probes(
+    encoders: Mapping[str, nn.Module],
+    train_list: str | Sequence[tuple[str, int]],
+    val_list: str | Sequence[tuple[str, int]],
+    num_classes: int,
+    probes: Mapping[ProbeKind, tuple[int, float]],
+    frames_per_clip: int = 8,
+    fps: float | None = 4.0,
+    frame_step: int | None = None,
+    crop_size: int = 64,
+    train_repeats: int = 2,
+    weight_decay: float = 1e-3,
+    num_heads: int = 4,
+    seed: int = 0,
+) -> dict[str, dict[str, FrozenProbeResult]]:
+    """Several light probes on several frozen encoders: ``{name: encoder}``, ``{kind: (steps, lr)}`` →
+    ``{name: {kind: result}}``.
+
+    Every clip is decoded once and encoded by every encoder (all see the same clips); each encoder's features are
+    shared by its probes. The other arguments are those of :func:`frozen_probe`.
+    """
     sampling = ClipSampling(
         frames_per_clip=frames_per_clip, fps=fps, frame_step=None if fps is not None else frame_step
     )
@@ -231,18 +276,25 @@ def frozen_probe(
         VideoClipDataset(samples, sampling, transform, seed=seed + offset, name=f"frozen_probe {split}")
         for offset, (split, samples) in enumerate((("train", train_list), ("val", val_list)))
     ]
-    train = extract_features(encoder, datasets[0], repeats=train_repeats)
-    val = extract_features(encoder, datasets[1], repeats=1)
-    tubelet = int(getattr(getattr(encoder, "config", None), "tubelet_size", 2))
-    return train_probe(
-        train,
-        val,
-        num_classes,
-        probe=probe,
-        steps=steps,
-        lr=lr,
-        weight_decay=weight_decay,
-        num_heads=num_heads,
-        seed=seed,
-        time_slots=frames_per_clip // tubelet,
-    )
+    models = list(encoders.values())
+    train_feats, train_labels = extract_features_many(models, datasets[0], repeats=train_repeats)
+    val_feats, val_labels = extract_features_many(models, datasets[1], repeats=1)
+    results: dict[str, dict[str, FrozenProbeResult]] = {}
+    for name, encoder, train, val in zip(encoders, models, train_feats, val_feats, strict=True):
+        tubelet = int(getattr(getattr(encoder, "config", None), "tubelet_size", 2))
+        results[name] = {
+            kind: train_probe(
+                (train, train_labels),
+                (val, val_labels),
+                num_classes,
+                probe=kind,
+                steps=steps,
+                lr=lr,
+                weight_decay=weight_decay,
+                num_heads=num_heads,
+                seed=seed,
+                time_slots=frames_per_clip // tubelet,
+            )
+            for kind, (steps, lr) in probes.items()
+        }
+    return results

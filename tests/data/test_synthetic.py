@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from jepa.data.decoding import decode_frames
 from jepa.data.synthetic import (
@@ -16,6 +17,7 @@ from jepa.data.synthetic import (
     render_motion_clip,
     render_motion_sequence,
     render_static_clip,
+    render_swarm_clip,
     sample_appearance,
 )
 
@@ -117,3 +119,25 @@ def test_synth_command_writes_csv_classes_and_shards(tmp_path, capsys):
     samples = list(ShardDataset(urls, ClipSampling(2, frame_step=1), rank=0, world_size=1))
     assert sorted(s["label"] for s in samples) == sorted(classes.values())
     assert "wrote static dataset" in capsys.readouterr().out
+
+
+def test_swarm_squares_all_move_one_way():
+    """Every square translates by the common speed each frame: an integer speed makes frame t+1 a torus roll of t."""
+    shifts = {"right": (1, 2), "left": (1, -2), "down": (0, 2), "up": (0, -2)}  # direction -> (axis, pixels)
+    for direction, (axis, pixels) in shifts.items():
+        video = render_swarm_clip(direction, np.random.default_rng(5), frames=6, size=32, speed=(2.0, 2.0))
+        assert video.shape == (6, 32, 32, 3) and video.dtype == np.uint8
+        assert set(np.unique(video)) == {40, 220}  # fixed appearance: light squares on a dark background
+        for t in range(5):
+            np.testing.assert_array_equal(video[t + 1], np.roll(video[t], pixels, axis=axis))
+    same = [render_swarm_clip("up", np.random.default_rng(1), frames=4, size=32) for _ in "ab"]
+    np.testing.assert_array_equal(same[0], same[1])
+    assert not np.array_equal(same[0], render_swarm_clip("up", np.random.default_rng(2), frames=4, size=32))
+
+
+def test_swarm_kind(tmp_path):
+    result = generate_synthetic_dataset(tmp_path, kind="swarm", videos_per_class=1, val_videos_per_class=0, frames=8)
+    assert json.loads(Path(result.class_map).read_text()) == {"left": 0, "right": 1, "up": 2, "down": 3}
+    assert Path(result.csvs["train"]).read_text().splitlines()[-1] == "train/down/down_00000.mp4 3"
+    with pytest.raises(ValueError, match=r"swarm direction 'cw'.*\('left', 'right', 'up', 'down'\)"):
+        render_swarm_clip("cw", np.random.default_rng(0))

@@ -252,6 +252,7 @@ def test_shipped_recipes_match_the_signatures():
 
     assert {p.stem for p in RECIPES} >= {
         "quickstart",
+        "quickstart_swarm",
         "vitl_256_16f",
         "vith_256_16f",
         "vitg_256_16f",
@@ -277,7 +278,7 @@ def test_shipped_recipes_match_the_signatures():
         assert collator["init_args"]["crop_size"] == data["init_args"]["crop_size"], path
         enc = model["init_args"]["encoder_overrides"]
         assert enc["img_size"] == data["init_args"]["crop_size"] and enc["num_frames"] == max(fpcs), path
-        if path.stem == "quickstart":
+        if path.stem.startswith("quickstart"):
             continue
         args, trainer = model["init_args"], cfg["trainer"]
         global_batch = trainer["num_nodes"] * trainer["devices"] * data["init_args"]["batch_size"]

@@ -1,0 +1,69 @@
+"""The CPU learning check's parts, tiny: `quickstart_swarm.yaml` through the real CLI, then
+`examples/probe_pretrained.py` on its checkpoint (random vs target vs context encoder), and the shared-feature probes.
+
+The full check (3000 steps, 3000 videos, ~15 min) is documented in docs/pretraining.md; this only keeps its commands
+running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from jepa.data.synthetic import generate_synthetic_dataset
+from jepa.encoders.config import EncoderConfig
+from jepa.encoders.vit import VideoViT
+from jepa.evaluation import frozen_probe, frozen_probes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_swarm_recipe_and_probe_script(tmp_path, monkeypatch):
+    from jepa.cli import main
+
+    data = generate_synthetic_dataset(tmp_path / "data" / "synth_swarm", kind="swarm", videos_per_class=2,
+                                      val_videos_per_class=1, frames=20)  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    cli = main(
+        ["fit", "--config", "quickstart_swarm.yaml", "--trainer.max_steps", "2",
+         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+         "--data.init_args.batch_size", "2", "--data.init_args.num_workers", "0",
+         "--data.init_args.persistent_workers", "false",
+         "--model.init_args.encoder_overrides", "{img_size: 64, num_frames: 8, depth: 1}",
+         "--model.init_args.predictor_overrides", "{embed_dim: 48, depth: 1, num_heads: 2}"]
+    )  # fmt: skip
+    assert cli.trainer.global_step == 2 and cli.model.hparams["ema"] == [0.998, 0.998]
+    (ckpt,) = (tmp_path / "runs" / "pretrain_quickstart_swarm").rglob("last.ckpt")
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "probe_pretrained.py"), str(ckpt), "--train", data.csvs["train"],
+         "--val", data.csvs["val"], "--probes", "linear,temporal", "--json", str(tmp_path / "probe.json")],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "| encoder | linear | temporal |" in out.stdout and "4 classes, chance 25.0 %" in out.stdout
+    result = json.loads((tmp_path / "probe.json").read_text())
+    assert result["num_classes"] == 4
+    assert set(result) >= {"random", "target", "context"}
+    assert all(0.0 <= result[e][k][0] <= 100.0 for e in ("random", "target", "context") for k in ("linear", "temporal"))
+
+
+def test_frozen_probes_decode_once_and_match_single_probes(tmp_path):
+    data = generate_synthetic_dataset(tmp_path, kind="swarm", videos_per_class=2, val_videos_per_class=1, frames=20)
+    torch.manual_seed(0)
+    encoder = VideoViT(EncoderConfig(img_size=64, num_frames=8, depth=1, embed_dim=64, num_heads=1))
+    calls = []
+    encoder.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    other = VideoViT(EncoderConfig(img_size=64, num_frames=8, depth=1, embed_dim=64, num_heads=1))
+    several = frozen_probes({"a": encoder, "b": other}, data.csvs["train"], data.csvs["val"], 4,
+                            probes={"linear": (20, 1e-2), "attentive": (10, 3e-3)})  # fmt: skip
+    assert set(several) == {"a", "b"} and set(several["a"]) == {"linear", "attentive"}
+    assert sum(calls) == 2 * 8 + 4  # 2 clips per training video + 1 per validation video, each encoded once
+    single = frozen_probe(encoder, data.csvs["train"], data.csvs["val"], 4, probe="attentive", steps=10, lr=3e-3)
+    assert single == several["a"]["attentive"]
