@@ -83,6 +83,31 @@ def _lightning_cli(argv: list[str]) -> Any:
                 kwargs["weights_only"] = True  # never unpickle arbitrary objects from a checkpoint
             return kwargs
 
+        def _parse_ckpt_path(self) -> None:
+            """``--ckpt_path``: the checkpoint's model hyper-parameters fill in what the config files and the
+            command line leave unset; what the user wrote wins.
+
+            Lightning 2.6 merges them on top of the parsed config instead, so ``jepa fit --config X --ckpt_path C
+            --model.init_args.data_resume official`` silently resumed with the checkpoint's value
+            (Lightning-AI/pytorch-lightning#21455). Here they become the model's parser defaults and the same
+            arguments are parsed again.
+            """
+            subcommand = self.config.get("subcommand")
+            ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+            if not ckpt_path or not Path(ckpt_path).is_file():
+                return
+            import torch
+
+            hparams = dict(torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters") or {})
+            hparams.pop("_instantiator", None)
+            class_path = hparams.pop("_class_path", None)
+            if not hparams or class_path is None:  # not saved through the CLI: Lightning's own handling
+                super()._parse_ckpt_path()
+                return
+            subparser = self._subcommand_parsers[subcommand]
+            subparser.set_defaults(model={"class_path": class_path, "init_args": hparams})
+            self.config = self.parser.parse_args(sys.argv[1:])
+
     import jepa.data.datamodules  # noqa: F401  (imported so short class names resolve in YAML)
     import jepa.data.ek100  # noqa: F401
     import jepa.data.inference  # noqa: F401

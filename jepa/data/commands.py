@@ -54,8 +54,9 @@ def synth(
         output_dir: receives `train/` and `val/` videos, `train.csv`, `val.csv` (official `path label` format,
             paths relative to the CSV) and `classes.json` (class name → label).
         kind: `motion` (left/right/up/down/cw/ccw: motion-only classes), `speed` (slow/fast), `occlusion`
-            (front/behind a bar), `swarm` (left/right/up/down: squares all moving one way, fixed colours) or
-            `static` (class = colour × shape, no informative motion).
+            (front/behind a bar), `swarm` (left/right/up/down: squares all moving one way, fixed colours),
+            `swarm_speed` (slow/fast: the swarm videos classed by speed, direction random) or `static`
+            (class = colour × shape, no informative motion).
         videos_per_class: training videos per class; `val_videos_per_class` validation videos per class.
         frames: frames per video; size: frame height = width in pixels; fps: frame rate written in the files.
         seed: everything is a deterministic function of the arguments.

@@ -10,6 +10,7 @@ Two families, both real H.264 mp4 files written with `jepa.data.encode`:
 - ``swarm``: several light squares on a dark background, all translating the same way (left / right / up / down) on
   the torus. The appearance is the same in every video; only the squares' positions and sizes, the speed and the
   direction vary, so the motion is predictable from any visible part of the clip (see `render_swarm_clip`).
+  ``swarm_speed``: the same videos, classed by speed (slow: 1–1.25, fast: 1.75–2 px/frame), direction random.
 - ``static``: class = shape × colour of the object; the object only jitters by ±1 px at random (no informative
   motion).
 
@@ -36,6 +37,7 @@ __all__ = [
     "MOTIONS",
     "Appearance",
     "MotionSpec",
+    "SWARM_SPEEDS",
     "SynthResult",
     "generate_synthetic_dataset",
     "render_motion_clip",
@@ -73,7 +75,10 @@ KIND_CLASSES: dict[str, tuple[str, ...]] = {
     "occlusion": ("front", "behind"),
     "static": tuple(f"{c}_{s}" for s in ("square", "circle", "triangle") for c in ("red", "green", "blue")),
     "swarm": ("left", "right", "up", "down"),
+    "swarm_speed": ("slow", "fast"),
 }
+# swarm_speed classes: the common speed in pixels / frame (within the `swarm` range 1–2, with a gap between them)
+SWARM_SPEEDS = {"slow": (1.0, 1.25), "fast": (1.75, 2.0)}
 # default speed ranges: pixels / frame for translation, degrees / frame for rotation
 _SPEED_RANGE = {"translate": (0.6, 1.4), "rotate": (6.0, 12.0), "slow": (0.25, 0.5), "fast": (1.6, 2.4)}
 
@@ -353,6 +358,9 @@ def generate_synthetic_dataset(
                     video = render_static_clip(name, rng, frames=frames, size=size)
                 elif kind == "swarm":
                     video = render_swarm_clip(name, rng, frames=frames, size=size)
+                elif kind == "swarm_speed":
+                    direction = KIND_CLASSES["swarm"][int(rng.integers(4))]
+                    video = render_swarm_clip(direction, rng, frames=frames, size=size, speed=SWARM_SPEEDS[name])
                 else:
                     video = render_motion_clip(MotionSpec(name, frames=frames), rng, size=size)
                 path = os.path.join(folder, f"{name}_{i:05d}.mp4")

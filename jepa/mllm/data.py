@@ -303,6 +303,8 @@ class VideoQADataModule(pl.LightningDataModule):
 
 
 MOTION_QUESTION = "Which way does the object move?"
+SWARM_QUESTION = "Which way do the squares move?"
+MOTION_QA_SCENES = ("object", "swarm")
 
 
 def write_motion_qa(
@@ -316,20 +318,32 @@ def write_motion_qa(
     seed: int = 0,
     shuffle_options: bool = False,
     speed: float | None = None,
+    scene: str = "object",
 ) -> dict[str, str]:
-    """Write a synthetic "which way does the object move?" multiple-choice set from the synthetic motion renderer.
+    """Write a synthetic "which way does it move?" multiple-choice set from the synthetic renderers.
 
     Writes ``{split}/{motion}_{i:05d}.mp4`` and ``train.jsonl`` / ``val.jsonl`` in the multiple-choice format
-    (options = ``motions``, in order unless ``shuffle_options``). Appearance and start position are random per
-    video, so only the motion answers the question. ``speed`` (pixels / frame) fixes the speed of every video
-    (None: the renderer's random default, 0.6–1.4). Deterministic given the arguments.
+    (options = ``motions``, in order unless ``shuffle_options``). Deterministic given the arguments.
+
+    Scenes:
+
+    * ``"object"`` (:data:`MOTION_QUESTION`): one object (:func:`jepa.data.synthetic.render_motion_clip`) with a
+      random appearance and start position, so only the motion answers the question. ``speed`` (pixels / frame)
+      fixes the speed of every video (None: the renderer's random default, 0.6–1.4).
+    * ``"swarm"`` (:data:`SWARM_QUESTION`): the `swarm` videos of ``jepa data synth --kind swarm``
+      (:func:`jepa.data.synthetic.render_swarm_clip`: eight light squares on a dark background, all translating one
+      way, positions and sizes random), on which ``quickstart_swarm.yaml`` pretrains; ``motions`` must be among
+      left / right / up / down. ``speed`` fixes the speed (None: the renderer's random 1–2 pixels / frame).
 
     Returns:
         ``{"train": path, "val": path}`` (splits with 0 videos are left out).
     """
     from jepa.data.encode import encode_video
-    from jepa.data.synthetic import MotionSpec, render_motion_clip
+    from jepa.data.synthetic import MotionSpec, render_motion_clip, render_swarm_clip
 
+    if scene not in MOTION_QA_SCENES:
+        raise ValueError(f"write_motion_qa: scene must be one of {MOTION_QA_SCENES}, got {scene!r}")
+    question = SWARM_QUESTION if scene == "swarm" else MOTION_QUESTION
     root = Path(output_dir)
     paths: dict[str, str] = {}
     for split_id, (split, count) in enumerate((("train", train_per_class), ("val", val_per_class))):
@@ -340,13 +354,17 @@ def write_motion_qa(
         for label, motion in enumerate(motions):
             for i in range(count):
                 rng = np.random.default_rng([seed, split_id, label, i])
-                clip = render_motion_clip(MotionSpec(motion, frames=frames, speed=speed), rng, size=size)
+                if scene == "swarm":
+                    speeds = (1.0, 2.0) if speed is None else (speed, speed)
+                    clip = render_swarm_clip(motion, rng, frames=frames, size=size, speed=speeds)
+                else:
+                    clip = render_motion_clip(MotionSpec(motion, frames=frames, speed=speed), rng, size=size)
                 name = f"{split}/{motion}_{i:05d}.mp4"
                 encode_video(root / name, clip, fps=fps)
                 options = list(motions)
                 if shuffle_options:
                     rng.shuffle(options)
-                record = {"video": name, "question": MOTION_QUESTION, "options": options,
+                record = {"video": name, "question": question, "options": options,
                           "answer": options.index(motion)}  # fmt: skip
                 lines.append(json.dumps(record))
         order = np.random.default_rng([seed, split_id]).permutation(len(lines))

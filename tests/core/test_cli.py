@@ -174,3 +174,35 @@ def test_convert_command_round_trip(tmp_path: Path, capsys: pytest.CaptureFixtur
     back = load_pretrained(tmp_path / "back").encoder
     for key, value in encoder.state_dict().items():
         assert torch.equal(value, back.state_dict()[key]), key
+
+
+def test_resume_keeps_what_the_user_wrote_over_checkpoint_hparams(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--ckpt_path`: the checkpoint's hyper-parameters fill in what the config and command line leave unset, and an
+    explicit `--model.init_args.X` wins (Lightning 2.6 alone would apply the checkpoint's value on top)."""
+    from jepa.data.synthetic import generate_synthetic_dataset
+
+    generate_synthetic_dataset(tmp_path / "data" / "synth_swarm", kind="swarm", videos_per_class=2,
+                               val_videos_per_class=0, frames=20)  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    tiny = ["--config", "quickstart_swarm.yaml", "--trainer.enable_progress_bar", "false",
+            "--trainer.enable_model_summary", "false", "--trainer.logger", "false",
+            "--data.init_args.batch_size", "2", "--data.init_args.num_workers", "0",
+            "--data.init_args.persistent_workers", "false",
+            "--model.init_args.encoder_overrides", "{img_size: 64, num_frames: 8, depth: 1}",
+            "--model.init_args.predictor_overrides", "{embed_dim: 48, depth: 1, num_heads: 2}"]  # fmt: skip
+    first = main(["fit", *tiny, "--trainer.max_steps", "1", "--model.init_args.data_resume", "official",
+                  "--model.init_args.start_lr", "1.0e-5"])  # fmt: skip
+    assert first.model.data_resume == "official"
+    (ckpt,) = (tmp_path / "runs" / "pretrain_quickstart_swarm").rglob("last.ckpt")
+
+    # Unset by config and command line: the checkpoint's values (data_resume is not in the recipe).
+    resumed = main(["fit", *tiny, "--trainer.max_steps", "2", "--ckpt_path", str(ckpt)])
+    assert resumed.model.data_resume == "official" and resumed.trainer.global_step == 2
+    # Set in the config (start_lr 6e-5 in quickstart_swarm.yaml): the config wins over the checkpoint's 1e-5.
+    assert resumed.model.hparams["start_lr"] == pytest.approx(6.0e-5)
+    # Given on the command line: it wins.
+    explicit = main(["fit", *tiny, "--trainer.max_steps", "2", "--ckpt_path", str(ckpt),
+                     "--model.init_args.data_resume", "replay"])  # fmt: skip
+    assert explicit.model.data_resume == "replay" and explicit.trainer.global_step == 2

@@ -10,11 +10,13 @@ import torch
 
 from jepa.mllm.data import (
     MOTION_QUESTION,
+    SWARM_QUESTION,
     QAShardDataset,
     VideoQADataModule,
     VideoQAJsonlDataset,
     read_qa_jsonl,
     uniform_indices,
+    write_motion_qa,
     write_qa_shards,
 )
 
@@ -38,6 +40,28 @@ def test_motion_qa_records_and_samples(motion_qa: dict[str, str]) -> None:
     turns = sample["conversations"]
     assert turns[0]["from"] == "human" and "(A) left" in turns[0]["value"]
     assert turns[1] == {"from": "gpt", "value": "ABCD"[sample["answer"]]}
+
+
+def test_swarm_motion_qa(tmp_path: Path) -> None:
+    """The swarm scene: the pretraining videos of quickstart_swarm.yaml, asked about; the decoded frames move the
+    way the answer says (mean brightness-weighted column / row of the squares shifts along the answer's axis)."""
+    paths = write_motion_qa(tmp_path, train_per_class=1, val_per_class=0, frames=16, scene="swarm", speed=2.0)
+    assert set(paths) == {"train"}
+    records = read_qa_jsonl(paths["train"])
+    assert all(r["question"] == SWARM_QUESTION and r["options"] == ["left", "right", "up", "down"] for r in records)
+    dataset = VideoQAJsonlDataset(paths["train"], num_frames=8, crop_size=64)
+    for index, record in enumerate(records):
+        video = dataset[index]["video"][0]  # (8, 64, 64) first channel, normalised
+        answer = record["options"][record["answer"]]
+        axis = 2 if answer in ("left", "right") else 1  # columns move for left / right, rows for up / down
+        profile = video.mean(dim=3 - axis)  # (8, 64): brightness along the moving axis
+        sign = 1 if answer in ("right", "down") else -1
+        # the profile of frame t+1 is frame t's rolled by the motion: ~2.14 frames apart x 2 px -> 4 or 5 px
+        errors = {shift: (profile[1:] - profile[:-1].roll(sign * shift, dims=1)).abs().mean().item()
+                  for shift in range(1, 8)}  # fmt: skip
+        assert min(errors, key=errors.get) in (4, 5), (answer, errors)
+    with pytest.raises(ValueError, match="scene must be one of"):
+        write_motion_qa(tmp_path, train_per_class=1, val_per_class=0, scene="crowd")
 
 
 def test_jsonl_errors_name_file_and_line(tmp_path: Path) -> None:

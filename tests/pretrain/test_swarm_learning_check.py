@@ -1,5 +1,6 @@
 """The CPU learning check's parts, tiny: `quickstart_swarm.yaml` through the real CLI, then
-`examples/probe_pretrained.py` on its checkpoint (random vs target vs context encoder), and the shared-feature probes.
+`examples/probe_pretrained.py` on its checkpoint (random vs target vs context encoder, per-frame baselines, few
+labels), and the shared-feature probes.
 
 The full CLI check (3000 steps, 3000 videos, ~15 min) is documented in docs/pretraining.md; the default tests keep
 its commands running, and the slow test (`-m slow`, ~13 min) asserts the learning itself with the in-memory harness.
@@ -7,6 +8,7 @@ its commands running, and the slow test (`-m slow`, ~13 min) asserts the learnin
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -22,6 +24,15 @@ from jepa.encoders.vit import VideoViT
 from jepa.evaluation import frozen_probe, frozen_probes
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_probe_script():
+    """``examples/probe_pretrained.py`` as a module (examples are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("probe_pretrained", ROOT / "examples" / "probe_pretrained.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_swarm_recipe_and_probe_script(tmp_path, monkeypatch):
@@ -44,15 +55,35 @@ def test_swarm_recipe_and_probe_script(tmp_path, monkeypatch):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "probe_pretrained.py"), str(ckpt), "--train", data.csvs["train"],
-         "--val", data.csvs["val"], "--probes", "linear,temporal", "--json", str(tmp_path / "probe.json")],
+         "--val", data.csvs["val"], "--probes", "linear,temporal", "--frame-baseline", "--train-per-class", "1,0",
+         "--json", str(tmp_path / "probe.json")],
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| encoder | linear | temporal |" in out.stdout and "4 classes, chance 25.0 %" in out.stdout
+    assert "4 training videos (1 per class)" in out.stdout and "8 training videos (all per class)" in out.stdout
     result = json.loads((tmp_path / "probe.json").read_text())
-    assert result["num_classes"] == 4
-    assert set(result) >= {"random", "target", "context"}
-    assert all(0.0 <= result[e][k][0] <= 100.0 for e in ("random", "target", "context") for k in ("linear", "temporal"))
+    assert result["num_classes"] == 4 and [run["num_train"] for run in result["runs"]] == [4, 8]
+    encoders = ("random", "target", "context", "frames_random", "frames_target")
+    for run in result["runs"]:
+        assert set(run) >= set(encoders)
+        assert all(0.0 <= run[e][k][0] <= 100.0 for e in encoders for k in ("linear", "temporal"))
+
+    too_many = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "probe_pretrained.py"), str(ckpt), "--train", data.csvs["train"],
+         "--val", data.csvs["val"], "--probes", "linear", "--train-per-class", "3"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert too_many.returncode != 0 and "--train-per-class 3: class 0 has only 2 training videos" in too_many.stderr
+
+
+def test_per_class_subset_is_seeded_and_balanced():
+    samples = [(f"v{i}.mp4", i % 3) for i in range(30)]
+    per_class_subset = load_probe_script().per_class_subset
+    subset = per_class_subset(samples, 4, seed=0)
+    assert sorted(label for _, label in subset) == [0] * 4 + [1] * 4 + [2] * 4
+    assert subset == per_class_subset(samples, 4, seed=0) and subset != per_class_subset(samples, 4, seed=1)
+    assert per_class_subset(samples, 0, seed=0) == samples
 
 
 def test_frozen_probes_decode_once_and_match_single_probes(tmp_path):

@@ -23,6 +23,16 @@ def tiny_videos(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def tiny_swarm(tmp_path_factory: pytest.TempPathFactory):
+    """The 4 swarm directions (quickstart_swarm_probe.yaml), 1 train + 1 val video each, 16 frames of 32 x 32."""
+    from jepa.data.synthetic import generate_synthetic_dataset
+
+    return generate_synthetic_dataset(
+        tmp_path_factory.mktemp("swarm"), kind="swarm", videos_per_class=1, val_videos_per_class=1, frames=16, size=32
+    )
+
+
+@pytest.fixture(scope="session")
 def tiny_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An ImageNet-style folder `root/{train,val}/<class>/<i>.jpg` with 3 classes of 32 x 32 images."""
     from jepa.data.encode import encode_image
