@@ -65,7 +65,7 @@ def time_sweep(args: argparse.Namespace, encoder: torch.nn.Module, heads: int, d
         sweep_grid([1e-3] * heads, [0.01]),
     ).to(device)  # fmt: skip
     classifiers = list(sweep.heads)
-    optimizer = torch.optim.AdamW(sweep.param_groups())
+    optimizer = torch.optim.AdamW(sweep.param_groups(), fused=True if args.fused else None)  # ProbeTask(fused_adamw)
     clips = torch.randn(args.batch, args.segments, 3, args.frames, args.img, args.img, device=device)
     labels = torch.randint(0, args.classes, (args.batch,), device=device)
     parts: list[tuple[float, float, float]] = []
@@ -109,6 +109,7 @@ def main() -> None:
     parser.add_argument("--probe-depths", type=int, nargs="+", default=[4, 1])
     parser.add_argument("--modes", nargs="+", default=["loop", "stacked"], choices=["loop", "stacked", "stacked-all"])
     parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing in the probes")
+    parser.add_argument("--fused", action="store_true", help="fused AdamW (ProbeTask fused_adamw: true)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=1)
@@ -125,7 +126,8 @@ def main() -> None:
     print(f"device={args.device} threads={torch.get_num_threads()} encoder={args.preset} width={encoder.embed_dim} "
           f"depth={len(encoder.blocks)} img={args.img} frames={args.frames} segments={args.segments} "
           f"batch={args.batch} head_tokens={tokens} probe_heads={args.probe_heads} classes={args.classes} "
-          f"checkpointing={args.checkpointing} dtype={args.dtype} steps={args.steps} (median)")  # fmt: skip
+          f"checkpointing={args.checkpointing} fused_adamw={args.fused} dtype={args.dtype} "
+          f"steps={args.steps} (median)")  # fmt: skip
     print(
         "| probe depth | heads | execution | encoder ms | heads fwd+bwd ms | optimizer ms | step ms | ratio to 1 head |"
     )

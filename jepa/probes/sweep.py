@@ -184,7 +184,12 @@ class ProbeSweep(nn.Module):
         return self.schedules
 
     def build_optimizer(
-        self, total_steps: int, max_epochs: int | None, betas: tuple[float, float], eps: float
+        self,
+        total_steps: int,
+        max_epochs: int | None,
+        betas: tuple[float, float],
+        eps: float,
+        fused: bool | None = None,
     ) -> torch.optim.Optimizer:
         """One AdamW over every head's param group, with each head's schedules laid over ``total_steps``.
 
@@ -192,10 +197,11 @@ class ProbeSweep(nn.Module):
             total_steps: optimizer steps of the run (Lightning's ``trainer.estimated_stepping_batches``).
             max_epochs: epochs of the run (``None`` or ``<= 0``: one epoch of ``total_steps``).
             betas, eps: AdamW settings shared by the heads.
+            fused: torch's fused AdamW kernel (``None``: torch's default implementation, as official).
         """
         epochs = max_epochs if max_epochs and max_epochs > 0 else 1
         self.configure_schedules(epochs=epochs, ipe=max(1, int(total_steps) // epochs))
-        return torch.optim.AdamW(self.param_groups(), betas=betas, eps=eps)
+        return torch.optim.AdamW(self.param_groups(), betas=betas, eps=eps, fused=fused)
 
     def apply_schedules(self, optimizer: torch.optim.Optimizer, step: int) -> list[tuple[float, float]]:
         """Write each head's ``(lr, wd)`` at 1-based ``step`` into its param group (matched by the ``head`` key).

@@ -73,6 +73,7 @@ class AnticipationTask(SweepProbeTask):
         lrs, weight_decays, start_lr, final_lr, final_weight_decay, warmup_epochs, heads: the sweep (EK100 grid
             5 LR × 4 WD by default; see :class:`jepa.tasks.probe.ProbeTask`).
         betas, eps: AdamW.
+        fused_adamw: torch's fused AdamW kernel for the heads (``None``: torch's default; see ``ProbeTask``).
         focal_alpha, focal_gamma: focal loss.
         probe_checkpoint: a released / exported EK100 probe (official ``classifiers`` list) loaded into the heads
             (``classifiers[i]`` → head ``i``; ``probe_checkpoint_index`` loads that one into head 0).
@@ -116,6 +117,7 @@ class AnticipationTask(SweepProbeTask):
         heads: list[dict[str, float]] | None = None,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        fused_adamw: bool | None = None,
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
         probe_checkpoint: str | None = None,
@@ -154,6 +156,7 @@ class AnticipationTask(SweepProbeTask):
             heads=heads,
             betas=betas,
             eps=eps,
+            fused_adamw=fused_adamw,
             predict_top_k=predict_top_k,
             export_best_probe=export_best_probe,
         )

@@ -62,12 +62,14 @@ class SweepProbeTask(BaseTask):
         eps: float,
         predict_top_k: int,
         export_best_probe: str | None,
+        fused_adamw: bool | None = None,
     ) -> None:
         """Store the constructor arguments shared by sweep tasks (called before ``BaseTask.__init__``).
 
         Sets ``probe_kwargs`` (the :class:`~jepa.probes.pooler.AttentivePooler` settings given to every head),
         ``probe_stacked``, ``head_hparams`` (explicit ``heads`` first, then the ``lrs × weight_decays`` grid;
-        ``None`` lists take the task's defaults), ``betas``, ``eps``, ``predict_top_k`` and ``export_best_probe``.
+        ``None`` lists take the task's defaults), ``betas``, ``eps``, ``fused_adamw``, ``predict_top_k`` and
+        ``export_best_probe``.
 
         Raises:
             ValueError: the sweep would have no head.
@@ -91,6 +93,7 @@ class SweepProbeTask(BaseTask):
         )
         self.betas = tuple(betas)
         self.eps = eps
+        self.fused_adamw = fused_adamw
         self.predict_top_k = predict_top_k
         self.export_best_probe = export_best_probe
 
@@ -130,7 +133,9 @@ class SweepProbeTask(BaseTask):
         """One AdamW, one param group per head (:meth:`jepa.probes.sweep.ProbeSweep.build_optimizer`)."""
         assert self.sweep is not None
         trainer = self.trainer
-        return self.sweep.build_optimizer(trainer.estimated_stepping_batches, trainer.max_epochs, self.betas, self.eps)
+        return self.sweep.build_optimizer(
+            trainer.estimated_stepping_batches, trainer.max_epochs, self.betas, self.eps, fused=self.fused_adamw
+        )
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Official schedulers step before the forward: the k-th iteration uses value(k).

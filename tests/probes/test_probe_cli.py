@@ -104,3 +104,15 @@ def test_predict_with_a_trained_probe_file(tmp_path: Path, tiny_swarm) -> None:
     for row in rows:
         assert len(row["top_labels"]) == 2 and set(row["top_labels"]) <= {"left", "right", "up", "down"}
         assert row["top_scores"][0] >= row["top_scores"][1] and 0.0 < sum(row["top_scores"]) <= 1.0 + 1e-6
+
+
+def test_fast_sweep_flags(tmp_path: Path, tiny_videos) -> None:
+    """The fast sweep of docs/benchmarks.md through the CLI: 1-block stacked heads with torch's fused AdamW."""
+    config = SHIPPED_CONFIGS / "probe" / "vitl_ssv2_probe.yaml"
+    data = {"train_csv": tiny_videos.csvs["train"], "val_csv": tiny_videos.csvs["val"]}
+    args = _args(config, tmp_path, data) + ["--model.init_args.probe_depth", "1", "--model.init_args.probe_stacked",
+                                            "true", "--model.init_args.fused_adamw", "true"]  # fmt: skip
+    cli = main(args)
+    optimizer = cli.trainer.optimizers[0]
+    assert optimizer.defaults["fused"] is True and len(optimizer.param_groups) == 20
+    assert cli.trainer.global_step == 1 and "val/best_top1" in cli.trainer.callback_metrics

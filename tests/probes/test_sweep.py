@@ -72,6 +72,30 @@ def test_one_optimizer_with_head_groups_equals_one_optimizer_per_head() -> None:
     assert not torch.allclose(sweep.heads[0][1].weight, sweep.heads[3][1].weight)
 
 
+def test_fused_adamw_matches_the_default_optimizer() -> None:
+    """`fused_adamw=True` (ProbeTask / AnticipationTask) builds torch's fused AdamW over the same head groups, with
+    the same schedules: the trained heads equal the default implementation's up to rounding."""
+    torch.manual_seed(0)
+    hparams = sweep_grid([1e-2, 1e-3], [0.0, 0.5], final_weight_decay=0.05)
+    sweeps = [ProbeSweep.build(_head, hparams) for _ in range(2)]
+    sweeps[1].load_state_dict(sweeps[0].state_dict())
+    initial = sweeps[0].heads[0][1].weight.detach().clone()
+    optimizers = [sweep.build_optimizer(6, 2, (0.9, 0.999), 1e-8, fused=fused)
+                  for sweep, fused in zip(sweeps, (None, True), strict=True)]  # fmt: skip
+    assert optimizers[1].defaults["fused"] is True and not optimizers[0].defaults.get("fused")
+    features, labels = torch.randn(5, 8), torch.randint(0, 3, (5,))
+    for step in range(1, 7):
+        for sweep, optimizer in zip(sweeps, optimizers, strict=True):
+            sweep.apply_schedules(optimizer, step)
+            loss = sum(nn.functional.cross_entropy(logits, labels) for logits in sweep(features))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    for a, b in zip(sweeps[0].parameters(), sweeps[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(sweeps[1].heads[0][1].weight, initial)  # they trained
+
+
 def test_mismatched_lengths_and_missing_schedules_are_errors() -> None:
     with pytest.raises(ValueError, match="2 heads but 1"):
         ProbeSweep([_head(), _head()], [HeadHParams(1e-3, 0.1)])
