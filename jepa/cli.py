@@ -98,7 +98,9 @@ def _lightning_cli(argv: list[str]) -> Any:
                 return
             import torch
 
-            hparams = dict(torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters") or {})
+            # mmap: only the hyper-parameters are read here, not the tensors (Lightning loads the file again to restore)
+            checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True)
+            hparams = dict(checkpoint.get("hyper_parameters") or {})
             hparams.pop("_instantiator", None)
             class_path = hparams.pop("_class_path", None)
             if not hparams or class_path is None:  # not saved through the CLI: Lightning's own handling

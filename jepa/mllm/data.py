@@ -355,8 +355,8 @@ def write_motion_qa(
             for i in range(count):
                 rng = np.random.default_rng([seed, split_id, label, i])
                 if scene == "swarm":
-                    speeds = (1.0, 2.0) if speed is None else (speed, speed)
-                    clip = render_swarm_clip(motion, rng, frames=frames, size=size, speed=speeds)
+                    fixed = {} if speed is None else {"speed": (speed, speed)}
+                    clip = render_swarm_clip(motion, rng, frames=frames, size=size, **fixed)
                 else:
                     clip = render_motion_clip(MotionSpec(motion, frames=frames, speed=speed), rng, size=size)
                 name = f"{split}/{motion}_{i:05d}.mp4"

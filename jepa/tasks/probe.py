@@ -90,7 +90,7 @@ class ProbeTask(SweepProbeTask):
             (``lr``, ``weight_decay``, ``start_lr``, ``final_lr``, ``final_weight_decay``, ``warmup_epochs``).
         betas, eps: AdamW (torch defaults, as official).
         fused_adamw: torch's fused AdamW kernel for the heads (``None``: torch's default, as official; ``True`` made
-            the optimizer step of 20 heads ~4× faster on CPU, ``docs/benchmarks.md``; results equal up to rounding).
+            the optimizer step of 20 heads ~5× faster on CPU, ``docs/benchmarks.md``; results equal up to rounding).
         accuracy: ``"exact"`` sample-weighted dataset accuracy, or ``"official"`` mean of per-batch accuracies.
         image_frames: repeat 4-D image batches ``(B, 3, H, W)`` to this many frames (image probes).
         probe_checkpoint: a released probe (official ``.pt`` with ``classifiers``, or transformers classification
