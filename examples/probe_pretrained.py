@@ -28,7 +28,7 @@ import jepa
 from jepa.data.csv_list import read_sample_list
 from jepa.encoders.frame_encoder import FrameEncoder
 from jepa.encoders.vit import VideoViT
-from jepa.evaluation import frozen_probes
+from jepa.evaluation import frozen_probes_per_train_set
 from jepa.export import export
 
 # probe kind -> (full-batch AdamW steps, learning rate), as in examples/learning_check.py
@@ -94,16 +94,15 @@ def main() -> None:
         parser.error(f"--train-per-class: expected comma-separated integers, got {args.train_per_class!r}")
     train, val = read_sample_list(args.train), read_sample_list(args.val)
     num_classes = 1 + max(label for _, label in train + val)
+    subsets = [per_class_subset(train, per_class, args.seed) for per_class in sizes]
     encoders = load_encoders(args.ckpt, args.seed, args.frame_baseline)
-    report: dict[str, object] = {"ckpt": args.ckpt, "num_classes": num_classes, "runs": []}
+    all_results = frozen_probes_per_train_set(  # the validation clips are encoded once for every training set
+        encoders, subsets, val, num_classes, probes={k: PROBES[k] for k in kinds},
+        frames_per_clip=args.frames, fps=args.fps, crop_size=args.crop, train_repeats=args.repeats, seed=args.seed,
+    )  # fmt: skip
+    runs = []
     print(f"{num_classes} classes, chance {100 / num_classes:.1f} %; val top-1 % (train top-1 %)")
-    for per_class in sizes:
-        subset = per_class_subset(train, per_class, args.seed)
-        out = frozen_probes(
-            encoders, subset, val, num_classes, probes={k: PROBES[k] for k in kinds},
-            frames_per_clip=args.frames, fps=args.fps, crop_size=args.crop, train_repeats=args.repeats,
-            seed=args.seed,
-        )  # fmt: skip
+    for per_class, subset, out in zip(sizes, subsets, all_results, strict=True):
         results = {
             name: {k: [round(100 * r.top1, 1), round(100 * r.train_top1, 1)] for k, r in row.items()}
             for name, row in out.items()
@@ -113,11 +112,10 @@ def main() -> None:
         print("|---" * (len(kinds) + 1) + "|")
         for name, row in results.items():
             print(f"| {name} | " + " | ".join(f"{row[k][0]:.1f} ({row[k][1]:.1f})" for k in kinds) + " |")
-        runs = report["runs"]
-        assert isinstance(runs, list)
         runs.append({"train_per_class": per_class, "num_train": len(subset), **results})
-        if args.json:  # after every size: a long sweep keeps what it has measured
-            Path(args.json).write_text(json.dumps(report, indent=1))
+    if args.json:
+        report = {"ckpt": args.ckpt, "num_classes": num_classes, "runs": runs}
+        Path(args.json).write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

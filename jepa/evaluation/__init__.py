@@ -6,6 +6,7 @@ from jepa.evaluation.frozen_probe import (
     extract_features_many,
     frozen_probe,
     frozen_probes,
+    frozen_probes_per_train_set,
     train_probe,
 )
 
@@ -15,5 +16,6 @@ __all__ = [
     "extract_features_many",
     "frozen_probe",
     "frozen_probes",
+    "frozen_probes_per_train_set",
     "train_probe",
 ]

@@ -268,33 +268,65 @@ def frozen_probes(
     Every clip is decoded once and encoded by every encoder (all see the same clips); each encoder's features are
     shared by its probes. The other arguments are those of :func:`frozen_probe`.
     """
+    (results,) = frozen_probes_per_train_set(
+        encoders, [train_list], val_list, num_classes, probes, frames_per_clip=frames_per_clip, fps=fps,
+        frame_step=frame_step, crop_size=crop_size, train_repeats=train_repeats, weight_decay=weight_decay,
+        num_heads=num_heads, seed=seed,
+    )  # fmt: skip
+    return results
+
+
+def frozen_probes_per_train_set(
+    encoders: Mapping[str, nn.Module],
+    train_lists: Sequence[str | Sequence[tuple[str, int]]],
+    val_list: str | Sequence[tuple[str, int]],
+    num_classes: int,
+    probes: Mapping[ProbeKind, tuple[int, float]],
+    frames_per_clip: int = 8,
+    fps: float | None = 4.0,
+    frame_step: int | None = None,
+    crop_size: int = 64,
+    train_repeats: int = 2,
+    weight_decay: float = 1e-3,
+    num_heads: int = 4,
+    seed: int = 0,
+) -> list[dict[str, dict[str, FrozenProbeResult]]]:
+    """:func:`frozen_probes` for several training sets (e.g. 4, 16, 64 labelled videos per class) against one
+    validation set, whose clips are decoded and encoded once. Entry ``i`` equals
+    ``frozen_probes(encoders, train_lists[i], val_list, …)``.
+    """
     sampling = ClipSampling(
         frames_per_clip=frames_per_clip, fps=fps, frame_step=None if fps is not None else frame_step
     )
     transform = EvalTransform(crop_size=crop_size)
-    datasets = [
-        VideoClipDataset(samples, sampling, transform, seed=seed + offset, name=f"frozen_probe {split}")
-        for offset, (split, samples) in enumerate((("train", train_list), ("val", val_list)))
-    ]
+
+    def dataset(samples: str | Sequence[tuple[str, int]], split: str, offset: int) -> VideoClipDataset:
+        return VideoClipDataset(samples, sampling, transform, seed=seed + offset, name=f"frozen_probe {split}")
+
     models = list(encoders.values())
-    train_feats, train_labels = extract_features_many(models, datasets[0], repeats=train_repeats)
-    val_feats, val_labels = extract_features_many(models, datasets[1], repeats=1)
-    results: dict[str, dict[str, FrozenProbeResult]] = {}
-    for name, encoder, train, val in zip(encoders, models, train_feats, val_feats, strict=True):
-        tubelet = int(getattr(getattr(encoder, "config", None), "tubelet_size", 2))
-        results[name] = {
-            kind: train_probe(
-                (train, train_labels),
-                (val, val_labels),
-                num_classes,
-                probe=kind,
-                steps=steps,
-                lr=lr,
-                weight_decay=weight_decay,
-                num_heads=num_heads,
-                seed=seed,
-                time_slots=frames_per_clip // tubelet,
-            )
-            for kind, (steps, lr) in probes.items()
-        }
-    return results
+    val_feats, val_labels = extract_features_many(models, dataset(val_list, "val", 1), repeats=1)
+    all_results: list[dict[str, dict[str, FrozenProbeResult]]] = []
+    for train_list in train_lists:
+        train_feats, train_labels = extract_features_many(
+            models, dataset(train_list, "train", 0), repeats=train_repeats
+        )
+        results: dict[str, dict[str, FrozenProbeResult]] = {}
+        for name, encoder, train, val in zip(encoders, models, train_feats, val_feats, strict=True):
+            tubelet = int(getattr(getattr(encoder, "config", None), "tubelet_size", 2))
+            results[name] = {
+                kind: train_probe(
+                    (train, train_labels),
+                    (val, val_labels),
+                    num_classes,
+                    probe=kind,
+                    steps=steps,
+                    lr=lr,
+                    weight_decay=weight_decay,
+                    num_heads=num_heads,
+                    seed=seed,
+                    time_slots=frames_per_clip // tubelet,
+                )
+                for kind, (steps, lr) in probes.items()
+            }
+        all_results.append(results)
+    return all_results

@@ -143,24 +143,22 @@ def test_swarm_kind(tmp_path):
         render_swarm_clip("cw", np.random.default_rng(0))
 
 
-def test_swarm_speed_kind_classes_by_speed():
+def test_swarm_speed_kind_classes_by_speed(tmp_path):
     """swarm_speed: slow clips move 1-1.25 px/frame, fast ones 1.75-2, in a random direction (measured on the
     decoded mp4: the shift that best aligns the brightness profiles of frames 0 and 8 along the moving axis)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        result = generate_synthetic_dataset(tmp, kind="swarm_speed", videos_per_class=3, val_videos_per_class=0,
-                                            frames=9)  # fmt: skip
-        assert json.loads(Path(result.class_map).read_text()) == {"slow": 0, "fast": 1}
-        shifts = {0: [], 1: []}
-        for line in Path(result.csvs["train"]).read_text().splitlines():
-            path, label = line.rsplit(" ", 1)
-            frames = decode_frames(os.path.join(tmp, path), [0, 8]).float().mean(dim=-1)  # (2, H, W) grey
-            best = 0
-            for axis in (0, 1):  # profile along x (mean over rows) or along y
-                first, last = frames[0].mean(dim=axis), frames[1].mean(dim=axis)
-                errors = [(first.roll(s) - last).abs().mean().item() for s in range(-20, 21)]
-                if first.std() > 1 and (min(errors) < 0.5 * np.mean(errors)):
-                    best = max(best, abs(int(np.argmin(errors)) - 20))
-            shifts[int(label)].append(best)
-        assert all(8 <= s <= 10 for s in shifts[0]) and all(14 <= s <= 16 for s in shifts[1]), shifts
+    tmp = str(tmp_path)
+    result = generate_synthetic_dataset(tmp, kind="swarm_speed", videos_per_class=3, val_videos_per_class=0,
+                                        frames=9)  # fmt: skip
+    assert json.loads(Path(result.class_map).read_text()) == {"slow": 0, "fast": 1}
+    shifts = {0: [], 1: []}
+    for line in Path(result.csvs["train"]).read_text().splitlines():
+        path, label = line.rsplit(" ", 1)
+        frames = decode_frames(os.path.join(tmp, path), [0, 8]).float().mean(dim=-1)  # (2, H, W) grey
+        best = 0
+        for axis in (0, 1):  # profile along x (mean over rows) or along y
+            first, last = frames[0].mean(dim=axis), frames[1].mean(dim=axis)
+            errors = [(first.roll(s) - last).abs().mean().item() for s in range(-20, 21)]
+            if first.std() > 1 and (min(errors) < 0.5 * np.mean(errors)):
+                best = max(best, abs(int(np.argmin(errors)) - 20))
+        shifts[int(label)].append(best)
+    assert all(8 <= s <= 10 for s in shifts[0]) and all(14 <= s <= 16 for s in shifts[1]), shifts

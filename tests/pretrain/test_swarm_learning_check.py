@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from jepa.data.csv_list import read_sample_list
 from jepa.data.synthetic import generate_synthetic_dataset
 from jepa.encoders.config import EncoderConfig
 from jepa.encoders.vit import VideoViT
-from jepa.evaluation import frozen_probe, frozen_probes
+from jepa.evaluation import frozen_probe, frozen_probes, frozen_probes_per_train_set
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,6 +100,21 @@ def test_frozen_probes_decode_once_and_match_single_probes(tmp_path):
     assert sum(calls) == 2 * 8 + 4  # 2 clips per training video + 1 per validation video, each encoded once
     single = frozen_probe(encoder, data.csvs["train"], data.csvs["val"], 4, probe="attentive", steps=10, lr=3e-3)
     assert single == several["a"]["attentive"]
+
+
+def test_probes_per_train_set_encode_validation_once(tmp_path):
+    data = generate_synthetic_dataset(tmp_path, kind="swarm", videos_per_class=2, val_videos_per_class=1, frames=20)
+    torch.manual_seed(0)
+    encoder = VideoViT(EncoderConfig(img_size=64, num_frames=8, depth=1, embed_dim=64, num_heads=1))
+    calls = []
+    encoder.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    train = read_sample_list(data.csvs["train"])
+    subsets = [train, train[::2]]
+    probes = {"linear": (20, 1e-2)}
+    per_set = frozen_probes_per_train_set({"a": encoder}, subsets, data.csvs["val"], 4, probes=probes)
+    assert sum(calls) == 2 * (8 + 4) + 4  # 2 clips per training video of each set; the 4 validation videos once
+    for subset, results in zip(subsets, per_set, strict=True):
+        assert results == frozen_probes({"a": encoder}, subset, data.csvs["val"], 4, probes=probes)
 
 
 @pytest.mark.slow
